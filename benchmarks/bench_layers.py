@@ -1,0 +1,389 @@
+"""Throughput of keras_mixup's MixUp/CutMix against Keras' own layers.
+
+What is measured
+----------------
+Images per second of one layer call on a whole batch, for every combination
+of
+
+- batch shape: 128x32x32x3 and 64x224x224x3,
+- input dtype: float32 and uint8 (labels are one-hot float32, 10 classes),
+- call mode:
+  - ``tf.function``: the layer called inside a ``tf.function`` on a constant
+    batch passed as an argument; the outputs are returned from the function,
+    so the whole mixed batch is materialized on every call;
+  - ``tf.data``: ``Dataset.from_tensors((x, y)).repeat().map(layer)
+    .prefetch(2)``; the batch lives in the pipeline (it is not regenerated per
+    step) and the benchmark pulls batches from one iterator.
+
+Rows: ``keras.layers.MixUp(alpha=0.2)``, ``keras_mixup`` ``MixUp(alpha=0.2)``,
+``keras.layers.CutMix()``, ``keras_mixup`` ``CutMix()`` (uint8 in, float32
+out, like Keras), ``keras_mixup`` ``CutMix(dtype="uint8")`` (uint8 in and
+out; uint8 cases only) and a *copy floor*: an XLA-compiled ``x * s`` with a
+runtime scalar ``s``, which reads and writes the whole batch once in its own
+dtype and cannot be folded away.
+
+A mixing layer has to read two images (the example and its partner) and write
+one, so its floor is taken as ``1.5 x`` the copy time (read-one-write-one ->
+read-two-write-one, assuming time is proportional to bytes moved).
+
+Timing: every method is warmed up (the first call traces and compiles XLA)
+and calibrated; then a loop of ``n`` calls (``n`` chosen so one loop lasts
+about ``--min-time`` seconds) is timed ``--repeats`` times and the median is
+kept. Within a case the methods are timed round-robin, so drifts of a shared
+machine hit them alike. In ``tf.data`` mode the prefetch buffer is emptied
+before each loop and allowed to refill after it, so a loop times batch
+production, not buffered batches or another method's background work. A
+layer instance serves both modes of a (shape, dtype), so XLA compiles once.
+The per-measurement log (with first-call times) goes to stderr.
+
+Run it from the repository root::
+
+    python benchmarks/bench_layers.py              # full run, a few minutes
+    python benchmarks/bench_layers.py --quick      # small shapes, 3 repeats
+    python benchmarks/bench_layers.py --repeats 9
+
+It prints a Markdown table, then a PASS/FAIL summary of the performance
+targets on the 64x224x224x3 float32 ``tf.function`` case. FAIL is reported,
+not raised: the exit status is 0.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+
+import keras_mixup  # noqa: E402
+
+NUM_CLASSES = 10
+SHAPES = [(128, 32, 32, 3), (64, 224, 224, 3)]
+DTYPES = ["float32", "uint8"]
+MODES = ["tf.function", "tf.data"]
+
+COPY = "copy floor (x*s, XLA)"
+K_MIXUP = "keras.layers.MixUp"
+O_MIXUP = "keras_mixup MixUp"
+K_CUTMIX = "keras.layers.CutMix"
+O_CUTMIX = "keras_mixup CutMix"
+O_CUTMIX_U8 = 'keras_mixup CutMix(dtype="uint8")'
+METHODS = [COPY, K_MIXUP, O_MIXUP, K_CUTMIX, O_CUTMIX, O_CUTMIX_U8]
+# ours -> the Keras layer it is compared with
+BASELINE = {O_MIXUP: K_MIXUP, O_CUTMIX: K_CUTMIX, O_CUTMIX_U8: K_CUTMIX}
+FLOOR_FACTOR = 1.5
+PREFETCH = 2
+
+
+# --------------------------------------------------------------- callables
+
+
+def make_call(method, dtype):
+    """Returns ``f(x, y) -> (x_out, y_out)``, or None when not applicable."""
+    if method == COPY:
+        scale = tf.constant(1, dtype)
+
+        @tf.function(jit_compile=True)
+        def copy(x):
+            return x * scale  # runtime-looking scalar: not folded to `x`
+
+        return lambda x, y: (copy(x), y)
+    if method == K_MIXUP:
+        layer = keras.layers.MixUp(alpha=0.2, seed=1)
+        return _dict_call(layer)
+    if method == K_CUTMIX:
+        layer = keras.layers.CutMix(seed=1)
+        return _dict_call(layer)
+    if method == O_MIXUP:
+        return keras_mixup.layers.MixUp(alpha=0.2, seed=1)
+    if method == O_CUTMIX:
+        return keras_mixup.layers.CutMix(seed=1)
+    if method == O_CUTMIX_U8:
+        if dtype != "uint8":
+            return None
+        return keras_mixup.layers.CutMix(seed=1, dtype="uint8")
+    raise ValueError(method)
+
+
+def _dict_call(layer):
+    def call(x, y):
+        out = layer({"images": x, "labels": y})
+        return out["images"], out["labels"]
+
+    return call
+
+
+# ------------------------------------------------------------------ timing
+
+
+def _error(e):
+    msg = str(e).strip().splitlines()
+    msg = msg[0] if msg else ""
+    return f"error: {type(e).__name__}: {msg[:120]}"
+
+
+class _Runner:
+    """One method in one case: a ``step`` that produces one mixed batch."""
+
+    def __init__(self, call, x, y, mode):
+        self.mode = mode
+        if mode == "tf.function":
+
+            @tf.function
+            def fn(x, y):
+                xo, yo = call(x, y)
+                # The whole mixed batch is a function output, so it is
+                # materialized; the scalar lets the host wait cheaply.
+                return xo, yo[0, 0]
+
+            def step():
+                probe = fn(x, y)[1]
+                probe.numpy()
+
+        else:
+            ds = (
+                tf.data.Dataset.from_tensors((x, y))
+                .repeat()
+                .map(call)
+                .prefetch(PREFETCH)
+            )
+            it = iter(ds)  # one iterator: a fresh one costs ~0.3 s to start
+
+            def step():
+                next(it)
+
+        self.step = step
+        self.first_call = None
+        self.per_call = None
+        self.n = None
+
+    def warm_up(self, min_time):
+        t0 = time.perf_counter()
+        self.step()  # traces, compiles XLA
+        self.first_call = time.perf_counter() - t0
+        for _ in range(PREFETCH + 1):  # settle (and empty the prefetch buffer)
+            self.step()
+        # Calibrate the loop length on calls run back to back.
+        count, t0 = 0, time.perf_counter()
+        while count < 2 or time.perf_counter() - t0 < min(0.1, min_time / 2):
+            self.step()
+            count += 1
+        self.per_call = max((time.perf_counter() - t0) / count, 1e-6)
+        self.n = int(min(max(min_time / self.per_call, 3), 1000))
+
+    def timed_loop(self):
+        """Seconds per batch over ``n`` batches."""
+        if self.mode == "tf.data":
+            # Empty the prefetch buffer (filled while other methods ran), so
+            # the loop times production, not buffered batches.
+            for _ in range(PREFETCH + 1):
+                self.step()
+        t0 = time.perf_counter()
+        for _ in range(self.n):
+            self.step()
+        dt = (time.perf_counter() - t0) / self.n
+        if self.mode == "tf.data":
+            # Let the background prefetch refill its buffer now, not while
+            # the next method is being timed.
+            time.sleep((PREFETCH + 1) * self.per_call + 0.002)
+        return dt
+
+
+def make_batch(shape, dtype):
+    rng = np.random.default_rng(0)
+    if dtype == "uint8":
+        x = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    else:
+        x = rng.random(size=shape, dtype=np.float32)
+    y = np.eye(NUM_CLASSES, dtype=np.float32)[rng.integers(0, NUM_CLASSES, shape[0])]
+    return tf.constant(x), tf.constant(y)
+
+
+def measure_case(calls, shape, dtype, mode, repeats, min_time, log):
+    """Seconds per batch of every method (or "n/a"/an error string).
+
+    The methods are timed round-robin (repeat 1 of every method, then repeat
+    2, ...), so slow drifts of the machine (allocator, other load) hit all of
+    them alike; the median over the repeats is kept.
+    """
+    x, y = make_batch(shape, dtype)
+    results, runners = {}, {}
+    for method in METHODS:
+        call = calls[method]
+        if isinstance(call, str):
+            results[method] = call
+            continue
+        try:
+            runner = _Runner(call, x, y, mode)
+            runner.warm_up(min_time)
+            runners[method] = runner
+        except Exception as e:  # report, don't crash
+            results[method] = _error(e)
+    times = {m: [] for m in runners}
+    for _ in range(repeats):
+        for method, runner in list(runners.items()):
+            try:
+                times[method].append(runner.timed_loop())
+            except Exception as e:
+                results[method] = _error(e)
+                del runners[method]
+    for method in runners:
+        results[method] = statistics.median(times[method])
+    for method in METHODS:
+        r = results[method]
+        shown = f"{r * 1e3:8.2f} ms" if not isinstance(r, str) else r
+        if method in runners:
+            shown += f"  (first call {runners[method].first_call:.1f} s, n={runners[method].n})"
+        log(f"{'x'.join(map(str, shape)):>13} {dtype:>7} {mode:>11}  {method:<34} {shown}")
+    return results
+
+
+# ------------------------------------------------------------------ report
+
+
+def fmt_rate(v):
+    return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="only the small shape, 3 repeats")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed loops per measurement (median kept); default 5, 3 with --quick")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="seconds per timed loop (default 0.25, 0.1 with --quick)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 5)
+    min_time = args.min_time or (0.1 if args.quick else 0.25)
+    shapes = SHAPES[:1] if args.quick else SHAPES
+
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+          f"keras_mixup {getattr(keras_mixup, '__version__', '?')}, "
+          f"{os.cpu_count()} CPUs, repeats={repeats}, min-time={min_time}s",
+          flush=True)
+    wall0 = time.perf_counter()
+
+    def log(msg):
+        print(f"  [{time.perf_counter() - wall0:5.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    results = {}  # (shape, dtype, mode, method) -> seconds or str
+    errors = []
+    for shape in shapes:
+        for dtype in DTYPES:
+            # One instance per method for both modes: XLA compiles once.
+            calls = {}
+            for method in METHODS:
+                try:
+                    call = make_call(method, dtype)
+                    calls[method] = "n/a" if call is None else call
+                except Exception as e:
+                    calls[method] = _error(e)
+            for mode in MODES:
+                case = measure_case(calls, shape, dtype, mode, repeats, min_time, log)
+                for method, r in case.items():
+                    results[(shape, dtype, mode, method)] = r
+                    if isinstance(r, str) and r != "n/a":
+                        errors.append((shape, dtype, mode, method, r))
+
+    lines = [
+        "| Batch | dtype | Mode | Method | images/s | ms/batch | vs keras | x of floor |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for shape in shapes:
+        for dtype in DTYPES:
+            for mode in MODES:
+                copy_t = results[(shape, dtype, mode, COPY)]
+                for method in METHODS:
+                    t = results[(shape, dtype, mode, method)]
+                    if isinstance(t, str):
+                        if method == O_CUTMIX_U8 and t == "n/a":
+                            continue  # only meaningful on uint8
+                        rate = ms = vs = fl = "n/a"
+                    else:
+                        rate = fmt_rate(shape[0] / t)
+                        ms = f"{t * 1e3:.2f}"
+                        base = results.get((shape, dtype, mode, BASELINE.get(method)))
+                        vs = f"{base / t:.2f}x" if (
+                            method in BASELINE and not isinstance(base, str)) else ""
+                        if method == COPY:
+                            fl = f"({FLOOR_FACTOR:g}x = {FLOOR_FACTOR * t * 1e3:.2f} ms)"
+                        elif isinstance(copy_t, str):
+                            fl = "n/a"
+                        else:
+                            fl = f"{t / (FLOOR_FACTOR * copy_t):.2f}"
+                    lines.append(
+                        f"| {'x'.join(map(str, shape))} | {dtype} | {mode} | {method} "
+                        f"| {rate} | {ms} | {vs} | {fl} |"
+                    )
+    print()
+    print("\n".join(lines))
+    print()
+    print(
+        "*vs keras*: Keras layer time / keras_mixup time (higher is better). "
+        "*x of floor*: layer time / (1.5 x copy time) (1.0 = at the floor). "
+        "The copy floor reads and writes the batch once in the input dtype; "
+        "a mixing layer reads two images and writes one, so its floor is "
+        "assumed to be 1.5 x the copy time (time proportional to bytes "
+        "moved). uint8 inputs come out float32 (4x the bytes written) except "
+        'for CutMix(dtype="uint8"), so on uint8 rows the floor is only tight '
+        "for that one. Below 1.0 the layer costs about as much as the copy: "
+        "allocating and first-touching the output costs both alike, so the "
+        "bytes-proportional 1.5x is a generous floor. tf.data rows: sequential `map` + `prefetch(2)` on a "
+        f"repeated in-memory batch. Median of {repeats} timed loops after "
+        "warm-up."
+    )
+
+    # ---------------------------------------------------------- targets
+    print()
+    key = ((64, 224, 224, 3), "float32", "tf.function")
+    print("Targets (64x224x224x3 float32, tf.function):")
+    if key[0] not in shapes:
+        print("  skipped (--quick runs only the small shape)")
+    else:
+        get = lambda m: results[key + (m,)]  # noqa: E731
+
+        def check(label, ok_fn, measured_fn, deps):
+            vals = [get(m) for m in deps]
+            if any(isinstance(v, str) for v in vals):
+                print(f"  [N/A ] {label}: could not be measured")
+                return
+            ok = ok_fn(*vals)
+            print(f"  [{'PASS' if ok else 'FAIL'}] {label}: {measured_fn(*vals)}")
+
+        check("MixUp >= 2x keras.layers.MixUp",
+              lambda o, k: k / o >= 2.0,
+              lambda o, k: f"{k / o:.2f}x",
+              [O_MIXUP, K_MIXUP])
+        check("CutMix >= 4x keras.layers.CutMix",
+              lambda o, k: k / o >= 4.0,
+              lambda o, k: f"{k / o:.2f}x",
+              [O_CUTMIX, K_CUTMIX])
+        check("MixUp within 1.5x of the read-two-write-one floor",
+              lambda o, c: o / (FLOOR_FACTOR * c) <= 1.5,
+              lambda o, c: f"{o / (FLOOR_FACTOR * c):.2f}x of floor "
+                           f"({o * 1e3:.2f} ms vs {FLOOR_FACTOR * c * 1e3:.2f} ms)",
+              [O_MIXUP, COPY])
+        check("CutMix within 1.5x of the read-two-write-one floor",
+              lambda o, c: o / (FLOOR_FACTOR * c) <= 1.5,
+              lambda o, c: f"{o / (FLOOR_FACTOR * c):.2f}x of floor "
+                           f"({o * 1e3:.2f} ms vs {FLOOR_FACTOR * c * 1e3:.2f} ms)",
+              [O_CUTMIX, COPY])
+
+    if errors:
+        print()
+        print("Errors (shown as n/a above):")
+        for shape, dtype, mode, method, msg in errors:
+            print(f"  {'x'.join(map(str, shape))} {dtype} {mode} {method}: {msg}")
+    print()
+    print(f"Total wall time: {time.perf_counter() - wall0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""keras_mixup: the mixup family of regularizers for Keras 3 on TensorFlow."""
+
+from keras_mixup import layers, ops
+
+__version__ = "0.1.0"
+
+__all__ = ["layers", "ops", "__version__"]

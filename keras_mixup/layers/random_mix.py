@@ -1,0 +1,194 @@
+"""Random choice among mixers, and mixing only a fraction of the time."""
+
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_mixup.layers.base import BaseMixingLayer
+from keras_mixup.layers.cut_mix import CutMix
+from keras_mixup.layers.mix_up import check_per_sample
+from keras_mixup.ops.mixing import per_example
+from keras_mixup.ops.random import fold_seed, uniform
+
+
+_EXACT_MIXERS = (CutMix,)
+
+
+@keras.saving.register_keras_serializable(package="keras_mixup")
+class RandomMix(BaseMixingLayer):
+    """Switches between mixers at random and mixes only a fraction of the time.
+
+    Each call draws, in the graph, which mixer to use (with probabilities
+    ``weights``) and whether to mix at all (with probability ``rate``) —
+    once for the batch, or per example with ``per_sample=True``. This is
+    timm's ``switch_prob`` (MixUp vs CutMix) and ``prob`` / ``mixup_off``
+    in one layer. Examples that are not mixed come out exactly unchanged,
+    with their own labels (one-hot, smoothed).
+
+    Every mixer samples its plan and the choice selects among them, so the
+    mixers' own arguments (α, boxes, ``per_sample``) keep their meaning.
+    The mixers must agree on ``num_classes``, ``label_smoothing`` and (for
+    CutMix) ``data_format``; RandomMix takes those from them.
+
+    Args:
+        mixers: a list of mixing layers (``MixUp``, ``CutMix``, or another
+            ``RandomMix``).
+        weights: probabilities of choosing each mixer (normalized);
+            defaults to uniform. ``[0.5, 0.5]`` for MixUp/CutMix is timm's
+            ``switch_prob=0.5``.
+        rate: probability in [0, 1] that a batch (or an example, with
+            ``per_sample=True``) is mixed at all.
+        per_sample: decide the mixer and whether to mix per example instead
+            of per batch (the default, timm's "batch" mode).
+        seed: int for a reproducible stream, or None.
+        jit_compile: compile the sampling and mixing with XLA (default).
+        **kwargs: ``keras.layers.Layer`` arguments.
+
+    Example:
+
+    >>> images = np.random.rand(8, 16, 16, 3).astype("float32")
+    >>> labels = np.arange(8) % 10
+    >>> mix = keras_mixup.layers.RandomMix(
+    ...     [keras_mixup.layers.MixUp(0.8, num_classes=10),
+    ...      keras_mixup.layers.CutMix(1.0, num_classes=10)],
+    ...     weights=[0.5, 0.5], rate=0.8, seed=0)
+    >>> x, y = mix(images, labels)
+    >>> x.shape, y.shape
+    (TensorShape([8, 16, 16, 3]), TensorShape([8, 10]))
+    """
+
+    def __init__(
+        self,
+        mixers,
+        weights=None,
+        rate=1.0,
+        per_sample=False,
+        seed=None,
+        **kwargs,
+    ):
+        mixers = [
+            keras.saving.deserialize_keras_object(m) if isinstance(m, dict) else m
+            for m in (mixers if isinstance(mixers, (list, tuple)) else [mixers])
+        ]
+        if not mixers or not all(isinstance(m, BaseMixingLayer) for m in mixers):
+            raise TypeError(
+                "`mixers` must be a non-empty list of keras_mixup mixing "
+                "layers, e.g. [MixUp(alpha=0.8), CutMix(alpha=1.0)]; got "
+                f"{mixers!r}."
+            )
+        first = mixers[0]
+        for m in mixers[1:]:
+            if (m.num_classes, m.label_smoothing) != (
+                first.num_classes,
+                first.label_smoothing,
+            ):
+                raise ValueError(
+                    "All mixers of a RandomMix must convert labels the same "
+                    "way: give them the same `num_classes` and "
+                    "`label_smoothing`; got "
+                    f"{[(x.num_classes, x.label_smoothing) for x in mixers]}."
+                )
+        formats = {m._data_format for m in mixers if getattr(m, "data_format", None)}
+        if len(formats) > 1:
+            raise ValueError(
+                f"The mixers use different data formats {sorted(formats)}; "
+                "give them the same `data_format`."
+            )
+        super().__init__(
+            num_classes=first.num_classes,
+            label_smoothing=first.label_smoothing,
+            seed=seed,
+            **kwargs,
+        )
+        self.mixers = mixers
+        self._format = formats.pop() if formats else "channels_last"
+        if weights is None:
+            weights = [1.0] * len(mixers)
+        weights = list(weights)
+        if len(weights) != len(mixers) or not all(
+            isinstance(w, numbers.Real) and w >= 0 for w in weights
+        ) or sum(weights) <= 0:
+            raise ValueError(
+                f"`weights` must be {len(mixers)} non-negative numbers (one "
+                f"per mixer) with a positive sum; got {weights!r}."
+            )
+        self._probabilities = [float(w) / sum(weights) for w in weights]
+        self._weights_arg = [float(w) for w in weights]
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (
+            0.0 <= rate <= 1.0
+        ):
+            raise ValueError(
+                "`rate` is the probability of mixing and must be in [0, 1]; "
+                f"got {rate!r}."
+            )
+        self.rate = float(rate)
+        self.per_sample = check_per_sample(per_sample)
+        if self.compute_dtype == "uint8" and any(
+            not any(isinstance(m, c) for c in _EXACT_MIXERS) for m in mixers
+        ):
+            raise ValueError(
+                "RandomMix(dtype='uint8') can only hold CutMix mixers: the "
+                "others blend values, which uint8 cannot hold."
+            )
+
+    @property
+    def _data_format(self):
+        return self._format
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("num_classes", "label_smoothing"):
+            config.pop(key)
+        config.update(
+            {
+                "mixers": [keras.saving.serialize_keras_object(m) for m in self.mixers],
+                "weights": self._weights_arg,
+                "rate": self.rate,
+                "per_sample": self.per_sample,
+            }
+        )
+        return config
+
+    def _check_inputs(self, data):
+        for m in self.mixers:
+            m._check_inputs(data)
+
+    def _check_segmentation_masks(self, masks, images):
+        for m in self.mixers:
+            masks = m._check_segmentation_masks(masks, images)
+        return masks
+
+    def sample_plan(self, inputs, seed):
+        batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        plans = [
+            m.sample_plan(inputs, fold_seed(seed, 100 + i))
+            for i, m in enumerate(self.mixers)
+        ]
+        n = batch if self.per_sample else 1
+        # Inverse-CDF choice: the mixer k with cdf[k-1] <= u < cdf[k].
+        cdf = tf.constant(np.cumsum(self._probabilities)[:-1], tf.float32)
+        u = uniform([n], fold_seed(seed, 1))
+        choice = tf.searchsorted(cdf, u, side="right", out_type=tf.int32)
+        mix = uniform([n], fold_seed(seed, 2)) < self.rate
+        choice = tf.broadcast_to(choice, [batch])
+        mix = tf.broadcast_to(mix, [batch])
+        onehot = tf.one_hot(choice, len(plans), dtype=tf.float32)  # (B, K)
+        keep = tf.cast(mix, tf.float32)
+
+        stacked = tf.stack([p["index"] for p in plans], axis=1)  # (B, K)
+        index = tf.gather(stacked, choice[:, None], batch_dims=1)[:, 0]
+        index = tf.where(mix, index, tf.range(batch, dtype=index.dtype))
+        lam = tf.reduce_sum(tf.stack([p["lam"] for p in plans], 1) * onehot, 1)
+        lam = 1.0 - keep * (1.0 - lam)
+        plan = {"index": index, "lam": lam}
+
+        if any("mask" in p for p in plans):
+            rank = inputs.shape.rank
+            mask = 0.0
+            for k, p in enumerate(plans):
+                m = p["mask"] if "mask" in p else per_example(p["lam"], rank)
+                mask += per_example(onehot[:, k], rank) * m
+            plan["mask"] = 1.0 - per_example(keep, rank) * (1.0 - mask)
+        return plan

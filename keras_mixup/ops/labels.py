@@ -1,0 +1,173 @@
+"""Label helpers: class ids to one-hot, label smoothing. Outputs are float32."""
+
+import numbers
+
+import tensorflow as tf
+
+
+def check_label_smoothing(label_smoothing):
+    """Raises unless ``0 <= label_smoothing < 1``; returns it as a float."""
+    if isinstance(label_smoothing, bool) or not isinstance(
+        label_smoothing, numbers.Real
+    ):
+        raise TypeError(
+            "`label_smoothing` must be a float in [0, 1); got "
+            f"{label_smoothing!r}."
+        )
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(
+            "`label_smoothing` must be in [0, 1) (0.1 is a common choice; 0 "
+            f"disables it); got {label_smoothing}."
+        )
+    return float(label_smoothing)
+
+
+def check_num_classes(num_classes):
+    """Raises unless ``num_classes`` is None or an int >= 1."""
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(
+        num_classes, numbers.Integral
+    ) or num_classes < 1:
+        raise ValueError(
+            "`num_classes` must be a positive int (the number of classes "
+            f"your integer labels index into); got {num_classes!r}."
+        )
+    return int(num_classes)
+
+
+def one_hot(labels, num_classes):
+    """Integer class ids ``(B,)`` or ``(B, 1)`` to float32 one-hot ``(B, C)``.
+
+    Out-of-range ids raise: a ``ValueError`` in eager mode, an
+    ``InvalidArgumentError`` in a graph (``tf.function``, ``tf.data``). XLA
+    drops graph assertions, so under ``jit_compile=True`` the rows of
+    out-of-range ids are filled with NaN instead of zeros: the loss turns NaN
+    at once rather than training silently on empty targets.
+
+    Example:
+
+    >>> keras_mixup.ops.one_hot([2, 0], num_classes=3).numpy()
+    array([[0., 0., 1.],
+           [1., 0., 0.]], dtype=float32)
+    """
+    num_classes = check_num_classes(num_classes)
+    if num_classes is None:
+        raise ValueError(
+            "Integer labels are class ids: pass `num_classes` so they can be "
+            "turned into one-hot vectors (or pass one-hot float labels)."
+        )
+    labels = tf.convert_to_tensor(labels)
+    if not labels.dtype.is_integer:
+        raise TypeError(
+            f"`one_hot` expects integer class ids; got dtype {labels.dtype.name}."
+        )
+    if labels.shape.rank == 2 and labels.shape[-1] == 1:
+        labels = labels[:, 0]
+    if labels.shape.rank != 1:
+        raise ValueError(
+            "Integer class-id labels must have shape (batch,) or (batch, 1); "
+            f"got shape {tuple(labels.shape)}."
+        )
+    ids = tf.cast(labels, tf.int32)
+    valid = (ids >= 0) & (ids < num_classes)
+    message = (
+        f"Labels must be class ids in [0, {num_classes}) for "
+        f"num_classes={num_classes}; found an id outside that range. Check "
+        "`num_classes`, or shift 1-based labels to 0-based."
+    )
+    if tf.executing_eagerly():
+        if not bool(tf.reduce_all(valid)):
+            bad = tf.boolean_mask(ids, ~valid).numpy().tolist()[:5]
+            raise ValueError(f"{message} Offending ids: {bad}.")
+        deps = []
+    else:
+        deps = [tf.debugging.Assert(tf.reduce_all(valid), [message, ids])]
+    with tf.control_dependencies(deps):
+        out = tf.one_hot(ids, num_classes, dtype=tf.float32)
+    nan_rows = tf.where(valid, 0.0, float("nan"))[:, None]
+    return out + nan_rows
+
+
+def smooth_labels(labels, label_smoothing):
+    """``y·(1 − ε) + ε / C`` on float labels of shape ``(..., C)``.
+
+    Example:
+
+    >>> keras_mixup.ops.smooth_labels([[0.0, 1.0]], 0.2).numpy().round(6)
+    array([[0.1, 0.9]], dtype=float32)
+    """
+    label_smoothing = check_label_smoothing(label_smoothing)
+    labels = tf.cast(labels, tf.float32)
+    if label_smoothing == 0.0:
+        return labels
+    num_classes = tf.cast(tf.shape(labels)[-1], tf.float32)
+    return labels * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+
+def to_soft_labels(labels, num_classes=None, label_smoothing=0.0):
+    """Converts labels to the float32 targets that mixing interpolates.
+
+    - integer ``(B,)`` / ``(B, 1)``: class ids, one-hot with ``num_classes``;
+    - integer or bool ``(B, C)`` with ``C > 1``: one-/multi-hot, cast;
+    - float ``(B, C)``: one-hot, soft or multi-hot, cast to float32;
+    - float ``(B,)`` or any other float shape: targets (e.g. regression),
+      cast to float32 (label smoothing needs a class axis, so it is refused).
+
+    Label smoothing is applied to class targets before mixing.
+
+    Example:
+
+    >>> keras_mixup.ops.to_soft_labels([1], num_classes=2, label_smoothing=0.1).numpy()
+    array([[0.05, 0.95]], dtype=float32)
+    """
+    num_classes = check_num_classes(num_classes)
+    label_smoothing = check_label_smoothing(label_smoothing)
+    labels = tf.convert_to_tensor(labels)
+    rank = labels.shape.rank
+    is_ids = labels.dtype.is_integer and (
+        rank == 1 or (rank == 2 and labels.shape[-1] == 1)
+    )
+    if is_ids:
+        out = one_hot(labels, num_classes)
+    elif labels.dtype.is_integer or labels.dtype == tf.bool:
+        if rank != 2:
+            raise ValueError(
+                "Integer labels must be class ids of shape (batch,) or "
+                "(batch, 1), or one-/multi-hot of shape (batch, classes); got "
+                f"shape {tuple(labels.shape)}."
+            )
+        if num_classes is not None and labels.shape[-1] not in (None, num_classes):
+            raise ValueError(
+                f"Labels of shape {tuple(labels.shape)} do not match "
+                f"num_classes={num_classes}."
+            )
+        out = tf.cast(labels, tf.float32)
+    elif labels.dtype.is_floating:
+        if (
+            num_classes is not None
+            and rank is not None
+            and rank >= 2
+            and labels.shape[-1] not in (None, num_classes)
+        ):
+            raise ValueError(
+                f"Labels of shape {tuple(labels.shape)} do not match "
+                f"num_classes={num_classes}: the last axis should have "
+                f"{num_classes} entries."
+            )
+        out = tf.cast(labels, tf.float32)
+    else:
+        raise TypeError(
+            f"Labels of dtype {labels.dtype.name} cannot be mixed: pass class "
+            "ids (int) with `num_classes`, or float one-hot / soft targets."
+        )
+    if label_smoothing:
+        if out.shape.rank is None or out.shape.rank < 2:
+            raise ValueError(
+                "`label_smoothing` needs class labels (integer ids with "
+                "`num_classes`, or one-hot of shape (batch, classes)); got "
+                f"float labels of shape {tuple(labels.shape)}, which look "
+                "like regression targets. Set label_smoothing=0."
+            )
+        out = smooth_labels(out, label_smoothing)
+    return out

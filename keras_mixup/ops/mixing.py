@@ -1,0 +1,162 @@
+"""Applying one mixing plan: interpolation, box and segment masks.
+
+A plan is a small dict of tensors sampled once per batch:
+
+- ``"index"``: int32 ``(B,)``, the partner of each example (``x[index]``);
+- ``"lam"``: float32 ``(B,)``, the weight of each example's *own* data, which
+  is also the weight of its own label (for box methods: the exact fraction of
+  pixels or time steps it keeps, counted from the mask);
+- ``"mask"`` (box methods only): float32, 1 where the example keeps its own
+  data, shaped like the inputs with size 1 on the channel axis and on the
+  batch axis when one box is shared by the whole batch.
+
+The functions here apply a plan to any tensor; they are pure and compile
+with XLA.
+"""
+
+import tensorflow as tf
+
+from keras_mixup.ops.random import as_seed, fold_seed
+
+
+def blend(x, index, weight):
+    """``weight * x + (1 - weight) * x[index]``, computed in ``x``'s dtype.
+
+    With ``weight`` in {0, 1} (a box mask) every value is copied exactly, for
+    integer dtypes too. ``weight`` broadcasts against ``x``.
+
+    Example:
+
+    >>> x = tf.constant([[0.0], [10.0]])
+    >>> keras_mixup.ops.blend(x, [1, 0], tf.constant([[0.25], [1.0]])).numpy()
+    array([[ 7.5],
+           [10. ]], dtype=float32)
+    """
+    x = tf.convert_to_tensor(x)
+    weight = tf.cast(weight, x.dtype)
+    partner = tf.gather(x, index, axis=0)
+    return weight * x + (1 - weight) * partner
+
+
+def per_example(lam, rank):
+    """Reshapes ``(B,)`` weights to ``(B, 1, ..., 1)`` of the given rank."""
+    return tf.reshape(lam, tf.concat([[-1], tf.ones([rank - 1], tf.int32)], 0))
+
+
+def interpolate(structure, lam, index):
+    """Mixes every tensor of a nested structure with the same λ and pairing.
+
+    ``x̃ = λ·x + (1 − λ)·x[index]`` for each leaf, with ``lam`` of shape
+    ``(B,)`` (one weight per example) or ``(1,)`` (one for the batch).
+
+    Args:
+        structure: a tensor or any nest (dict, list, tuple) of tensors whose
+            first axis is the batch.
+        lam: float weights of each example's own data.
+        index: int32 ``(B,)`` partner indices.
+
+    Returns:
+        The same structure, mixed.
+
+    Example:
+
+    >>> xs = {"a": tf.constant([[1.0], [3.0]]), "b": tf.constant([2.0, 4.0])}
+    >>> out = keras_mixup.ops.interpolate(xs, tf.constant([0.5, 1.0]), [1, 0])
+    >>> out["a"].numpy().ravel().tolist(), out["b"].numpy().tolist()
+    ([2.0, 3.0], [3.0, 4.0])
+    """
+    lam = tf.convert_to_tensor(lam)
+
+    def mix(x):
+        x = tf.convert_to_tensor(x)
+        return blend(x, index, per_example(lam, x.shape.rank))
+
+    return tf.nest.map_structure(mix, structure)
+
+
+def _cut_bounds(length, cut, seed):
+    """Start/end (int32) of a cut of size ``cut`` whose centre is uniform in
+    ``[0, length)``, clipped to ``[0, length]``."""
+    centre = tf.random.stateless_uniform(
+        tf.shape(cut), seed, minval=0, maxval=length, dtype=tf.int32, alg="philox"
+    )
+    start = centre - cut // 2
+    end = start + cut
+    return tf.clip_by_value(start, 0, length), tf.clip_by_value(end, 0, length)
+
+
+def _in_range(length, start, end):
+    """``(N, length)`` bool: position inside ``[start, end)``."""
+    pos = tf.range(length, dtype=tf.int32)[None, :]
+    return (pos >= start[:, None]) & (pos < end[:, None])
+
+
+def box_mask(height, width, lam, seed):
+    """CutMix boxes for 2-D inputs (Yun et al., 2019).
+
+    Each box has sides ``floor(H·√(1−λ))`` × ``floor(W·√(1−λ))``, a centre
+    uniform over the image, and is clipped to it, so the realized cut can be
+    smaller than ``1 − λ``; the returned fraction is the exact one.
+
+    Args:
+        height, width: image size (ints or scalar int tensors).
+        lam: float ``(N,)`` sampled λ, one box per entry.
+        seed: a stateless seed.
+
+    Returns:
+        ``(mask, kept)``: float32 ``mask`` of shape ``(N, height, width)``,
+        1 where the example keeps its own pixel and 0 inside the box, and
+        float32 ``kept`` ``(N,)``, the fraction of ones in each mask.
+
+    Example:
+
+    >>> mask, kept = keras_mixup.ops.box_mask(4, 4, tf.constant([0.75]), seed=0)
+    >>> float(tf.reduce_mean(mask)) == float(kept[0])
+    True
+    """
+    seed = as_seed(seed)
+    lam = tf.cast(lam, tf.float32)
+    ratio = tf.sqrt(tf.maximum(1.0 - lam, 0.0))
+    h = tf.cast(height, tf.float32)
+    w = tf.cast(width, tf.float32)
+    cut_h = tf.cast(tf.floor(h * ratio), tf.int32)
+    cut_w = tf.cast(tf.floor(w * ratio), tf.int32)
+    y0, y1 = _cut_bounds(height, cut_h, fold_seed(seed, 0))
+    x0, x1 = _cut_bounds(width, cut_w, fold_seed(seed, 1))
+    inside = _in_range(height, y0, y1)[:, :, None] & _in_range(width, x0, x1)[:, None, :]
+    mask = 1.0 - tf.cast(inside, tf.float32)
+    total = tf.cast(height, tf.int32) * tf.cast(width, tf.int32)
+    own = total - (y1 - y0) * (x1 - x0)
+    kept = tf.cast(own, tf.float32) / tf.cast(total, tf.float32)
+    return mask, kept
+
+
+def segment_mask(length, lam, seed):
+    """CutMix for 1-D inputs (sequences, audio frames): a contiguous segment.
+
+    The segment has length ``floor(T·(1−λ))``, a uniform centre, and is
+    clipped to the sequence.
+
+    Args:
+        length: sequence length ``T``.
+        lam: float ``(N,)`` sampled λ.
+        seed: a stateless seed.
+
+    Returns:
+        ``(mask, kept)``: float32 ``(N, T)`` mask (1 = own step) and the exact
+        kept fraction ``(N,)``.
+
+    Example:
+
+    >>> mask, kept = keras_mixup.ops.segment_mask(10, tf.constant([0.5]), seed=0)
+    >>> mask.shape, int(tf.reduce_sum(mask)) == round(10 * float(kept[0]))
+    (TensorShape([1, 10]), True)
+    """
+    seed = as_seed(seed)
+    lam = tf.cast(lam, tf.float32)
+    t = tf.cast(length, tf.float32)
+    cut = tf.cast(tf.floor(t * tf.maximum(1.0 - lam, 0.0)), tf.int32)
+    s0, s1 = _cut_bounds(length, cut, seed)
+    mask = 1.0 - tf.cast(_in_range(length, s0, s1), tf.float32)
+    kept = tf.cast(length - (s1 - s0), tf.float32) / t
+    return mask, kept

@@ -1,0 +1,23 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def xla(fn):
+    """Wraps ``fn`` in ``tf.function(jit_compile=True)``: fails if any op
+    inside cannot be compiled by XLA."""
+    return tf.function(fn, jit_compile=True)
+
+
+@pytest.fixture
+def id_images():
+    """Images whose every pixel holds its example's index: a mixed pixel
+    tells which example it came from."""
+    def make(batch, h=8, w=8, c=3, dtype="float32"):
+        x = np.broadcast_to(np.arange(batch).reshape(-1, 1, 1, 1), (batch, h, w, c))
+        return np.ascontiguousarray(x).astype(dtype)
+    return make

@@ -1,0 +1,37 @@
+"""Runs the examples in the public docstrings (doctest)."""
+
+import doctest
+import importlib
+import pkgutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_mixup
+
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(keras_mixup.__path__, "keras_mixup.")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    globs = {"keras_mixup": keras_mixup, "np": np, "tf": tf}
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(module, name, globs=globs) if t.examples]
+    for test in tests:
+        test.globs = dict(globs)
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+
+
+def test_public_api_is_documented_with_examples():
+    public = [keras_mixup.layers.MixUp, keras_mixup.layers.CutMix, keras_mixup.layers.RandomMix]
+    public += [getattr(keras_mixup.ops, n) for n in keras_mixup.ops.__all__]
+    missing = [f.__name__ for f in public if ">>>" not in (f.__doc__ or "")]
+    assert not missing, f"public API without a runnable example: {missing}"
