@@ -6,6 +6,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# Two logical CPU devices for the MirroredStrategy tests; this must happen
+# before TensorFlow initializes its devices, i.e. before any test runs.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
 
 def xla(fn):
     """Wraps ``fn`` in ``tf.function(jit_compile=True)``: fails if any op

@@ -4,6 +4,7 @@ import doctest
 import importlib
 import pkgutil
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,7 +20,7 @@ MODULES = sorted(
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
-    globs = {"keras_mixup": keras_mixup, "np": np, "tf": tf}
+    globs = {"keras": keras, "keras_mixup": keras_mixup, "np": np, "tf": tf}
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     tests = [t for t in finder.find(module, name, globs=globs) if t.examples]
@@ -31,7 +32,8 @@ def test_docstring_examples(name):
 
 
 def test_public_api_is_documented_with_examples():
-    public = [keras_mixup.layers.MixUp, keras_mixup.layers.CutMix, keras_mixup.layers.RandomMix]
+    public = [keras_mixup.MixupModel, keras_mixup.layers.MixUp,
+              keras_mixup.layers.CutMix, keras_mixup.layers.RandomMix]
     public += [getattr(keras_mixup.ops, n) for n in keras_mixup.ops.__all__]
     missing = [f.__name__ for f in public if ">>>" not in (f.__doc__ or "")]
     assert not missing, f"public API without a runnable example: {missing}"

@@ -12,7 +12,9 @@ import keras
 import tensorflow as tf
 
 from keras_mixup.ops import labels as label_ops
+from keras_mixup.layers.sites import current_scope
 from keras_mixup.ops.mixing import blend, per_example
+from keras_mixup.ops.random import fold_seed
 
 _DICT_KEYS = ("images", "labels", "sample_weight", "segmentation_masks")
 
@@ -64,7 +66,7 @@ class BaseMixingLayer(keras.layers.Layer):
             trainable=False,
             name="seed_state",
         )
-        self._compiled = None
+        self._compiled = {}
         self.built = True
 
     def build(self, *args, **kwargs):
@@ -115,15 +117,25 @@ class BaseMixingLayer(keras.layers.Layer):
         data, pack = self._unpack(inputs, labels, sample_weight)
         if not training:
             return pack(data)
-        self._check_inputs(data)
+        if "labels" not in data:
+            scope = current_scope()
+            if scope is None:
+                raise ValueError(self._missing_labels_message())
+            return self._site_call(data["images"], scope)
+        self._check_inputs(data["images"])
         data = self._prepare(data)
         seed = self.next_seed()
-        if self._compiled is None:
-            fn = self._mix
+        return pack(self._jit("_mix")(data, seed))
+
+    def _jit(self, name):
+        """The method ``name``, XLA-compiled when ``jit_compile`` (cached)."""
+        fn = self._compiled.get(name)
+        if fn is None:
+            fn = getattr(self, name)
             if self.jit_compile:
                 fn = tf.function(fn, jit_compile=True, autograph=False)
-            self._compiled = fn
-        return pack(self._compiled(data, seed))
+            self._compiled[name] = fn
+        return fn
 
     def compute_output_spec(self, inputs, labels=None, sample_weight=None, training=True):
         data, pack = self._unpack(inputs, labels, sample_weight)
@@ -187,19 +199,23 @@ class BaseMixingLayer(keras.layers.Layer):
         data["sample_weight"] = sample_weight
         return data, lambda d: (d["images"], d["labels"], d["sample_weight"])
 
-    def _check_inputs(self, data):
-        """Validates inputs in training mode (subclasses extend it)."""
+    def _missing_labels_message(self):
         name = type(self).__name__
-        if "labels" not in data:
-            raise ValueError(
-                f"{name} needs the labels to mix them with the inputs (mixed "
-                "inputs with unmixed labels would train on wrong targets). "
-                "Call it as `layer(x, y)` or `layer(x, y, sample_weight)`, or "
-                "on a dict {'images': x, 'labels': y}; in a tf.data pipeline "
-                f"use `ds.batch(n).map({name}(...))` on (x, y) elements. "
-                "Called with training=False it is the identity."
-            )
-        leaves = tf.nest.flatten(data["images"])
+        return (
+            f"{name} was called on inputs alone in training mode, outside a "
+            "MixupModel training step: mixing inputs without mixing their "
+            "labels would train on wrong targets. In a tf.data pipeline, "
+            f"call it with the labels — `ds.batch(n).map({name}(...))` on "
+            "(x, y) elements, or `layer(x, y)`, or on a dict {'images': x, "
+            "'labels': y}. Inside a model, train with "
+            "`keras_mixup.MixupModel(model)`, which mixes the labels to "
+            "match. With training=False the layer is the identity."
+        )
+
+    def _check_inputs(self, inputs):
+        """Validates the tensors to mix (subclasses extend it)."""
+        name = type(self).__name__
+        leaves = tf.nest.flatten(inputs)
         if not leaves:
             raise ValueError(f"{name} got no input tensors to mix.")
         for x in leaves:
@@ -292,18 +308,50 @@ class BaseMixingLayer(keras.layers.Layer):
         plan = self.sample_plan(data["images"], seed)
         return self.apply_plan(plan, data)
 
+    def _site_call(self, inputs, scope):
+        """Mixes a hidden state (or the input) as a site of a MixupModel.
+
+        Only the site chosen for this step samples and applies a plan (in a
+        ``tf.cond``, so the others cost nothing); every site reports its
+        plan — the identity when not chosen — for the labels.
+        """
+        site = scope.site_id(self)
+        self._check_inputs(inputs)
+        x = tf.nest.map_structure(lambda t: tf.cast(t, self.compute_dtype), inputs)
+        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+
+        def mix():
+            # Only the sampling is compiled (many small ops, no gradient);
+            # the blend stays in the step, where gradients flow through it.
+            plan = self._jit("sample_plan")(x, fold_seed(scope.seed, site))
+            return self.mix_inputs(plan, x), plan["index"], plan["lam"]
+
+        def keep():
+            return x, tf.range(batch, dtype=tf.int32), tf.ones([batch], tf.float32)
+
+        if len(scope.site_ids) == 1:
+            out, index, lam = mix()
+        else:
+            out, index, lam = tf.cond(tf.equal(scope.choice, site), mix, keep)
+        scope.record(site, index, lam)
+        return out
+
+    def mix_inputs(self, plan, inputs):
+        """Applies a plan to the inputs (a tensor or a nest of tensors)."""
+        index, lam = plan["index"], plan["lam"]
+        mask = plan.get("mask")
+        if mask is None:
+            return tf.nest.map_structure(
+                lambda x: blend(x, index, per_example(lam, x.shape.rank)), inputs
+            )
+        return blend(inputs, index, mask)
+
     def apply_plan(self, plan, data):
         """Applies one plan to every entry of the normalized data dict."""
         index, lam = plan["index"], plan["lam"]
         out = dict(data)
         mask = plan.get("mask")
-        if mask is None:
-            out["images"] = tf.nest.map_structure(
-                lambda x: blend(x, index, per_example(lam, x.shape.rank)),
-                data["images"],
-            )
-        else:
-            out["images"] = blend(data["images"], index, mask)
+        out["images"] = self.mix_inputs(plan, data["images"])
         out["labels"] = blend(
             data["labels"], index, per_example(lam, data["labels"].shape.rank)
         )

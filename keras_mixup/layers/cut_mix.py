@@ -121,9 +121,9 @@ class CutMix(BaseMixingLayer):
         )
         return config
 
-    def _check_inputs(self, data):
-        super()._check_inputs(data)
-        x = data["images"]
+    def _check_inputs(self, inputs):
+        super()._check_inputs(inputs)
+        x = inputs
         if not tf.is_tensor(x) and not hasattr(x, "shape"):
             raise TypeError(
                 "CutMix takes a single image or sequence tensor, not a nest "

@@ -121,9 +121,9 @@ class MixUp(BaseMixingLayer):
         )
         return config
 
-    def _check_inputs(self, data):
-        super()._check_inputs(data)
-        for x in tf.nest.flatten(data["images"]):
+    def _check_inputs(self, inputs):
+        super()._check_inputs(inputs)
+        for x in tf.nest.flatten(inputs):
             if x.dtype.is_floating or x.dtype == tf.uint8:
                 continue
             raise TypeError(

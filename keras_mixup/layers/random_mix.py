@@ -151,9 +151,9 @@ class RandomMix(BaseMixingLayer):
         )
         return config
 
-    def _check_inputs(self, data):
+    def _check_inputs(self, inputs):
         for m in self.mixers:
-            m._check_inputs(data)
+            m._check_inputs(inputs)
 
     def _check_segmentation_masks(self, masks, images):
         for m in self.mixers:

@@ -1,0 +1,311 @@
+"""MixupModel: mixing inside the compiled train step (input and manifold)."""
+
+import numbers
+import random
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_mixup.layers.base import BaseMixingLayer
+from keras_mixup.layers.sites import MixingScope
+from keras_mixup.ops.mixing import blend, per_example
+from keras_mixup.ops.random import fold_seed, uniform
+
+
+def find_sites(model):
+    """The mixing layers inside ``model``, in depth-first order.
+
+    Nested models and layers are searched (functional, Sequential and
+    subclassed); the mixers held by a `RandomMix` belong to it and are not
+    sites of their own.
+    """
+    sites, seen, stack = [], set(), [model]
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, BaseMixingLayer):
+            sites.append(layer)
+            continue
+        children = layer._flatten_layers(include_self=False, recursive=False)
+        stack.extend(reversed(list(children)))
+    return sites
+
+
+def _is_class_ids(y):
+    return y.dtype.is_integer and (
+        y.shape.rank == 1 or (y.shape.rank == 2 and y.shape[-1] == 1)
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_mixup")
+class MixupModel(keras.Model):
+    """Trains a model with input, manifold or CutMix mixing inside ``fit``.
+
+    Wraps any Keras model. Place `MixUp` / `CutMix` / `RandomMix` layers in
+    the model where inputs or hidden states may be mixed (without labels:
+    they are *sites*), or pass ``mixer=`` to mix the inputs without editing
+    the model. Each training step picks **one** site at random (uniformly,
+    or by ``site_weights``; the input counts as a site — manifold mixup,
+    Verma et al., 2019), mixes the batch there with that site's plan, and
+    mixes the labels with the realized per-example weights — all inside the
+    compiled train step (``jit_compile``, ``tf.distribute``, mixed
+    precision). Outside training every site is the identity, so
+    ``evaluate``, ``predict`` and export see the plain model
+    (``mixup_model.model``).
+
+    A `CutMix` site on a hidden convolutional feature map cuts and pastes
+    feature blocks with the same label bookkeeping (PatchUp-style feature
+    CutMix, Faramarzi et al., 2022).
+
+    Labels:
+
+    - one-hot, soft and multi-hot float labels (and float regression
+      targets) are mixed, ``ỹ = λ·y + (1 − λ)·y[π]``, and come out float32;
+    - integer class ids ``(B,)`` / ``(B, 1)`` stay integers: the loss is
+      interpolated, ``λ·L(y, ŷ) + (1 − λ)·L(y[π], ŷ)``, which equals the loss
+      on the mixed one-hot target for cross-entropy — without building a
+      ``(B, classes)`` tensor. It relies on the default
+      ``"sum_over_batch_size"`` loss reduction.
+    - sample weights are mixed like labels, ``w̃ = λ·w + (1 − λ)·w[π]``.
+
+    Training metrics are computed against the mixed targets: for float
+    labels the mixed target itself (so ``accuracy`` compares with its arg-max,
+    the dominant source), for integer labels the label of the dominant
+    source (``y`` where ``λ >= 0.5``, else ``y[π]``). Validation metrics
+    see unmixed data.
+
+    Randomness: each step's seed is derived from ``seed``, the optimizer's
+    iteration count and the replica id, so the same seed repeats a run, a
+    run resumed by ``keras.callbacks.BackupAndRestore`` continues the same
+    random stream, and every replica draws its own plans.
+
+    Args:
+        model: the Keras model to train (built: a functional or Sequential
+            model, or a subclassed model called once).
+        mixer: optional mixing layer applied to the inputs, e.g.
+            ``keras_mixup.layers.MixUp(alpha=0.2)``; an input site without
+            editing the model.
+        site_weights: probabilities of choosing each site, in the order of
+            `sites` (the ``mixer``, if any, first); default uniform.
+        seed: int seed of the mixing stream; None draws one.
+        **kwargs: ``keras.Model`` arguments such as ``name``.
+
+    Example:
+
+    >>> inputs = keras.Input((16,))
+    >>> h = keras_mixup.layers.MixUp(alpha=2.0)(inputs)      # input site
+    >>> h = keras.layers.Dense(32, activation="relu")(h)
+    >>> h = keras_mixup.layers.MixUp(alpha=2.0)(h)           # manifold site
+    >>> outputs = keras.layers.Dense(3)(h)
+    >>> model = keras_mixup.MixupModel(keras.Model(inputs, outputs), seed=0)
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> x, y = np.random.rand(64, 16).astype("float32"), np.arange(64) % 3
+    >>> history = model.fit(x, y, epochs=2, verbose=0)
+    >>> len(model.sites), model.predict(x[:2], verbose=0).shape
+    (2, (2, 3))
+    """
+
+    def __init__(self, model, mixer=None, site_weights=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(model, dict):
+            model = keras.saving.deserialize_keras_object(model)
+        if isinstance(mixer, dict):
+            mixer = keras.saving.deserialize_keras_object(mixer)
+        if not isinstance(model, keras.layers.Layer):
+            raise TypeError(
+                f"`model` must be a Keras model to wrap; got {type(model).__name__}."
+            )
+        if mixer is not None and not isinstance(mixer, BaseMixingLayer):
+            raise TypeError(
+                "`mixer` must be a keras_mixup mixing layer such as "
+                f"keras_mixup.layers.MixUp(alpha=0.2); got {mixer!r}."
+            )
+        self.model = model
+        self.mixer = mixer
+        sites = ([mixer] if mixer is not None else []) + find_sites(model)
+        if not sites:
+            raise ValueError(
+                "MixupModel found no place to mix: the model holds no "
+                "MixUp / CutMix / RandomMix layer. Pass "
+                "`mixer=keras_mixup.layers.MixUp(alpha=0.2)` to mix the "
+                "inputs, or put mixing layers inside the model where hidden "
+                "states should be mixed."
+            )
+        if len({id(s) for s in sites}) != len(sites):
+            raise ValueError(
+                "The `mixer` is also a layer of the model; pass it once."
+            )
+        self.sites = sites
+        self._site_ids = {id(s): i for i, s in enumerate(sites)}
+        if site_weights is None:
+            site_weights = [1.0] * len(sites)
+        site_weights = list(site_weights)
+        if len(site_weights) != len(sites) or not all(
+            isinstance(w, numbers.Real) and not isinstance(w, bool) and w >= 0
+            for w in site_weights
+        ) or sum(site_weights) <= 0:
+            raise ValueError(
+                f"`site_weights` must hold {len(sites)} non-negative numbers "
+                f"with a positive sum, one per site "
+                f"{[s.name for s in sites]}; got {site_weights!r}."
+            )
+        self.site_weights = [float(w) for w in site_weights]
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"`seed` must be an int or None; got {seed!r}.")
+        self.seed = seed
+        self._base_seed = seed if seed is not None else random.randint(1, 2**31 - 1)
+        if getattr(model, "built", False):
+            self.built = True
+
+    # ------------------------------------------------------------ forward
+
+    def call(self, inputs, training=None):
+        if self.mixer is not None:
+            inputs = self.mixer(inputs, training=training)
+        return self.model(inputs, training=training)
+
+    # --------------------------------------------------------- train step
+
+    def _step_seed(self):
+        """Seed of this step on this replica: (seed, iteration, replica)."""
+        seed = tf.constant([self._base_seed, 0], tf.int64)
+        seed = fold_seed(seed, tf.cast(self.optimizer.iterations, tf.int64))
+        replica = tf.distribute.get_replica_context()
+        replica_id = 0 if replica is None else replica.replica_id_in_sync_group
+        return fold_seed(seed, tf.cast(replica_id, tf.int64))
+
+    def _choose_site(self, seed):
+        if len(self.sites) == 1:
+            return tf.constant(0, tf.int32)
+        probs = np.asarray(self.site_weights) / sum(self.site_weights)
+        cdf = tf.constant(np.cumsum(probs)[:-1], tf.float32)
+        u = uniform([1], fold_seed(seed, -1))
+        return tf.searchsorted(cdf, u, side="right", out_type=tf.int32)[0]
+
+    def mix_targets(self, plan, y, sample_weight):
+        """Mixed labels for the loss and the metrics, and mixed weights.
+
+        Returns ``(y_own, y_partner, y_metric, sample_weight)``: float label
+        leaves are mixed (and equal in both ``y_own`` and ``y_partner``);
+        integer class ids stay unmixed in ``y_own`` and are paired in
+        ``y_partner``, for loss interpolation.
+        """
+        index, lam = plan
+
+        def own(t):
+            t = tf.convert_to_tensor(t)
+            if _is_class_ids(t):
+                return t
+            t = tf.cast(t, tf.float32)
+            return blend(t, index, per_example(lam, t.shape.rank))
+
+        def partner(t, mixed):
+            t = tf.convert_to_tensor(t)
+            return tf.gather(t, index) if _is_class_ids(t) else mixed
+
+        def dominant(t, mixed):
+            t = tf.convert_to_tensor(t)
+            if not _is_class_ids(t):
+                return mixed
+            keep = per_example(lam >= 0.5, t.shape.rank)
+            return tf.where(keep, t, tf.gather(t, index))
+
+        y_own = tf.nest.map_structure(own, y)
+        y_partner = tf.nest.map_structure(partner, y, y_own)
+        y_metric = tf.nest.map_structure(dominant, y, y_own)
+        if sample_weight is not None:
+            sample_weight = tf.nest.map_structure(
+                lambda w: blend(
+                    tf.cast(w, tf.float32), index, per_example(lam, w.shape.rank)
+                ),
+                sample_weight,
+            )
+        return y_own, y_partner, y_metric, sample_weight
+
+    def compute_mixed_loss(self, x, y_own, y_partner, y_pred, sample_weight, lam):
+        """The training loss on mixed targets (interpolated for class ids)."""
+        interpolate = any(
+            o is not p
+            for o, p in zip(tf.nest.flatten(y_own), tf.nest.flatten(y_partner))
+        )
+        if not interpolate:
+            return self._compute_loss(
+                x=x, y=y_own, y_pred=y_pred, sample_weight=sample_weight,
+                training=True,
+            )
+        if self._compile_loss is None:
+            raise ValueError(
+                "Integer labels need a loss passed to compile(), e.g. "
+                "keras.losses.SparseCategoricalCrossentropy()."
+            )
+        w = tf.ones_like(lam) if sample_weight is None else sample_weight
+        w_own = tf.nest.map_structure(lambda s: s * per_example(lam, s.shape.rank), w)
+        w_partner = tf.nest.map_structure(
+            lambda s: s * per_example(1.0 - lam, s.shape.rank), w
+        )
+        # The loss is linear in the weights, so two weighted calls give
+        # λ·L(y) + (1 − λ)·L(y[π]) per example.
+        loss = self._compile_loss(y_own, y_pred, w_own)
+        loss = loss + self._compile_loss(y_partner, y_pred, w_partner)
+        for extra in self.losses:
+            loss = loss + self._aggregate_additional_loss(extra)
+        return loss
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(
+                "MixupModel needs labels to mix: fit it on (x, y) data."
+            )
+        seed = self._step_seed()
+        scope = MixingScope(self._site_ids, seed, self._choose_site(seed))
+        with tf.GradientTape() as tape:
+            with scope:
+                y_pred = self(x, training=True)
+            index, lam = scope.realized_plan(len(self.sites))
+            y_own, y_partner, y_metric, weights = self.mix_targets(
+                (index, lam), y, sample_weight
+            )
+            loss = self.compute_mixed_loss(x, y_own, y_partner, y_pred, weights, lam)
+            self._loss_tracker.update_state(
+                keras.src.losses.loss.unscale_loss_for_distribution(loss),
+                sample_weight=tf.shape(tf.nest.flatten(x)[0])[0],
+            )
+            if self.optimizer is not None:
+                loss = self.optimizer.scale_loss(loss)
+        trainable = self.trainable_weights
+        gradients = tape.gradient(loss, trainable)
+        self.optimizer.apply_gradients(zip(gradients, trainable))
+        return self.compute_metrics(x, y_metric, y_pred, sample_weight=weights)
+
+    # -------------------------------------------------------------- config
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "model": keras.saving.serialize_keras_object(self.model),
+                "mixer": None
+                if self.mixer is None
+                else keras.saving.serialize_keras_object(self.mixer),
+                "site_weights": self.site_weights,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        model = keras.saving.deserialize_keras_object(
+            config.pop("model"), custom_objects=custom_objects
+        )
+        mixer = config.pop("mixer", None)
+        if mixer is not None:
+            mixer = keras.saving.deserialize_keras_object(
+                mixer, custom_objects=custom_objects
+            )
+        return cls(model, mixer=mixer, **config)

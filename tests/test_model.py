@@ -1,0 +1,452 @@
+"""MixupModel: sites, labels, seeds, distribution, precision, saving."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_mixup
+from keras_mixup.layers import CutMix, MixUp
+
+B = 8  # batch = feature size: row i of the identity identifies example i
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class Recorder(keras.layers.Layer):
+    """Identity layer that stores its last training input in a variable."""
+
+    def __init__(self, shape, **kwargs):
+        super().__init__(**kwargs)
+        self.shape = tuple(shape)
+        self.last = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="last")
+        self.traces = 0  # Python runs `call` only while tracing a graph
+
+    def get_config(self):
+        return {**super().get_config(), "shape": self.shape}
+
+    def call(self, x, training=None):
+        self.traces += 1
+        if training:
+            self.last.assign(tf.cast(x, self.last.dtype))
+        return x
+
+
+class RecordingLoss(keras.losses.Loss):
+    """Categorical cross-entropy that stores y_true and the sample weights."""
+
+    def __init__(self, shape, **kwargs):
+        super().__init__(**kwargs)
+        self.y = tf.Variable(tf.zeros(shape), trainable=False)
+        self.w = tf.Variable(tf.zeros(shape[:1]), trainable=False)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        self.y.assign(tf.cast(y_true, tf.float32))
+        if sample_weight is not None:
+            self.w.assign(tf.reshape(tf.cast(sample_weight, tf.float32), [-1]))
+        return super().__call__(y_true, y_pred, sample_weight)
+
+    def call(self, y_true, y_pred):
+        return keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True)
+
+
+def identity_dense(units):
+    return keras.layers.Dense(units, use_bias=False, trainable=False,
+                              kernel_initializer="identity")
+
+
+def two_site_model(record=True):
+    """id rows -> site_a -> identity -> site_b -> Dense: two mixing sites
+    on an identity network, with recorders of each site's output."""
+    def rec(name):
+        return Recorder((B, B), name=name) if record else keras.layers.Identity(name=name)
+
+    inputs = keras.Input((B,))
+    h = MixUp(alpha=1.0, name="site_a")(inputs)
+    h = rec("rec_a")(h)
+    h = identity_dense(B)(h)
+    h = MixUp(alpha=1.0, name="site_b")(h)
+    h = rec("rec_b")(h)
+    outputs = keras.layers.Dense(B, kernel_initializer="identity")(h)
+    return keras.Model(inputs, outputs)
+
+
+def blend_plan(xm):
+    """(partner, λ) per row of id rows mixed as λ·e_i + (1-λ)·e_π(i)."""
+    xm = np.asarray(xm, np.float64)
+    partner, lam = np.arange(len(xm)), np.ones(len(xm))
+    for i, row in enumerate(xm):
+        others = row.copy()
+        others[i] = 0
+        if others.max() > 1e-6:
+            partner[i], lam[i] = int(np.argmax(others)), row[i]
+    return partner, lam
+
+
+def test_one_site_mixes_per_step_and_labels_follow_it():
+    model = keras_mixup.MixupModel(two_site_model(), seed=1)
+    loss = RecordingLoss((B, B))
+    model.compile(keras.optimizers.SGD(0.0), loss)
+    x, y = np.eye(B, dtype="float32"), np.eye(B, dtype="float32")
+    w = np.arange(1, B + 1, dtype="float32")
+    rec_a, rec_b = model.model.get_layer("rec_a"), model.model.get_layer("rec_b")
+    chosen = []
+    for step in range(30):
+        model.train_on_batch(x, y, sample_weight=w)
+        if step == 0:
+            traces = rec_a.traces
+        a, b = rec_a.last.numpy(), rec_b.last.numpy()
+        mixed_a, mixed_b = not np.allclose(a, x), not np.allclose(b, a)
+        assert mixed_a + mixed_b == 1, "exactly one site mixes per step"
+        hidden = a if mixed_a else b
+        chosen.append("a" if mixed_a else "b")
+        partner, lam = blend_plan(hidden)
+        # Labels and weights mixed with the realized plan of that site.
+        np.testing.assert_allclose(loss.y.numpy(), hidden, atol=1e-6)
+        np.testing.assert_allclose(loss.w.numpy(), lam * w + (1 - lam) * w[partner], rtol=1e-5)
+    assert set(chosen) == {"a", "b"}
+    assert rec_a.traces == traces, "no retracing per step"
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_site_choice_follows_site_weights(jit):
+    model = keras_mixup.MixupModel(two_site_model(), site_weights=[1, 3], seed=2)
+    model.compile(keras.optimizers.SGD(0.0), RecordingLoss((B, B)), jit_compile=jit)
+    x = np.eye(B, dtype="float32")
+    rec_a = model.model.get_layer("rec_a")
+    n = 600
+    hits_b = 0
+    for _ in range(n):
+        model.train_on_batch(x, x)
+        hits_b += np.allclose(rec_a.last.numpy(), x)
+    # Tolerance: 5 standard errors of a binomial fraction.
+    assert abs(hits_b / n - 0.75) < 5 * np.sqrt(0.75 * 0.25 / n)
+
+
+def test_sparse_labels_interpolate_the_loss_like_one_hot_targets():
+    results = {}
+    for kind in ("sparse", "onehot"):
+        keras.utils.set_random_seed(0)
+        model = keras_mixup.MixupModel(two_site_model(), seed=3)
+        if kind == "sparse":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            y = np.arange(B)
+        else:
+            loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+            y = np.eye(B, dtype="float32")
+        model.compile(keras.optimizers.SGD(0.1), loss,
+                      metrics=[keras.metrics.SparseCategoricalAccuracy() if kind == "sparse"
+                               else keras.metrics.CategoricalAccuracy()])
+        x = np.eye(B, dtype="float32") * 3.0 + 0.1
+        w = np.linspace(0.5, 2.0, B).astype("float32")
+        results[kind] = [model.train_on_batch(x, y, sample_weight=w, return_dict=True)
+                         for _ in range(5)]
+    for s, o in zip(results["sparse"], results["onehot"]):
+        assert s["loss"] == pytest.approx(o["loss"], rel=1e-5)
+        # Accuracy against the dominant label == arg-max of the mixed target.
+        assert s[next(k for k in s if "accuracy" in k)] == pytest.approx(
+            o[next(k for k in o if "accuracy" in k)], abs=1e-6)
+
+
+def test_evaluate_and_predict_see_the_plain_model():
+    model = keras_mixup.MixupModel(two_site_model(), seed=0)
+    model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True))
+    x = np.random.RandomState(0).rand(B, B).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.model.predict(x, verbose=0))
+    np.testing.assert_allclose(model.predict(x, verbose=0), x + 0.0, atol=1e-6)  # identity net
+    plain = keras.Model(model.model.inputs, model.model.outputs)
+    plain.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True))
+    assert model.evaluate(x, np.eye(B), verbose=0) == pytest.approx(
+        plain.evaluate(x, np.eye(B), verbose=0), rel=1e-6)
+
+
+def test_mixer_argument_and_nested_and_subclassed_sites():
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), MixUp(0.5, name="deep")])
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.body = inner
+            self.site = MixUp(0.5, name="sub_site")
+            self.head = keras.layers.Dense(3)
+
+        def call(self, x, training=None):
+            return self.head(self.site(self.body(x, training=training), training=training))
+
+    net = Net()
+    net(np.zeros((1, 4), "float32"), training=False)  # build; a site needs labels to train
+    model = keras_mixup.MixupModel(net, mixer=MixUp(0.2, name="inp"), seed=0)
+    assert [s.name for s in model.sites] == ["inp", "deep", "sub_site"]
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    hist = model.fit(np.random.rand(32, 4), np.arange(32) % 3, epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(hist.history["loss"]).all()
+
+
+def test_feature_cutmix_site_on_conv_maps():
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    h = CutMix(alpha=1.0, name="patch")(h)
+    h = Recorder((4, 8, 8, 4), name="rec")(h)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras_mixup.MixupModel(keras.Model(inputs, outputs), seed=5)
+    loss = RecordingLoss((4, 3))
+    model.compile(keras.optimizers.SGD(0.0), loss)
+    x = np.random.RandomState(0).rand(4, 8, 8, 1).astype("float32")
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    model.train_on_batch(x, y)
+    feats = keras.Model(inputs, model.model.layers[1].output)(x).numpy()
+    mixed = model.model.get_layer("rec").last.numpy()
+    for i in range(4):
+        own = np.all(np.isclose(mixed[i], feats[i]), axis=-1)
+        if own.all():
+            continue
+        j = next(j for j in range(4) if np.allclose(mixed[i][~own], feats[j][~own]))
+        frac = own.mean()
+        expected = frac * y[i] + (1 - frac) * y[j]
+        np.testing.assert_allclose(loss.y.numpy()[i], expected, atol=1e-6)
+
+
+def test_errors_say_what_to_do():
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="mixer="):
+        keras_mixup.MixupModel(plain)
+    with pytest.raises(ValueError, match="site_weights"):
+        keras_mixup.MixupModel(plain, mixer=MixUp(), site_weights=[1, 2])
+    with pytest.raises(TypeError, match="mixer"):
+        keras_mixup.MixupModel(plain, mixer=keras.layers.Dense(2))
+    with_site = keras.Sequential([keras.Input((3,)), MixUp(), keras.layers.Dense(2)])
+    with_site.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="MixupModel"):
+        with_site.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = keras_mixup.MixupModel(two_site_model(), mixer=None, site_weights=[2, 1], seed=7)
+    model.compile("adam", keras.losses.CategoricalCrossentropy(from_logits=True))
+    x = np.random.RandomState(1).rand(16, B).astype("float32")
+    model.fit(x, np.eye(B)[np.arange(16) % B], batch_size=B, epochs=1, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, keras_mixup.MixupModel)
+    assert loaded.site_weights == [2.0, 1.0] and loaded.seed == 7
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_array_equal(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0))
+    # Training continues on the loaded model.
+    loaded.fit(x, np.eye(B)[np.arange(16) % B], batch_size=B, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_labels_float32(policy):
+    keras.config.set_dtype_policy(policy)
+    try:
+        inputs = keras.Input((4, 4, 2))
+        h = CutMix(name="c")(inputs)
+        h = keras.layers.Conv2D(3, 1)(h)
+        h = MixUp(name="m")(h)
+        outputs = keras.layers.Dense(3, dtype="float32")(keras.layers.Flatten()(h))
+        model = keras_mixup.MixupModel(keras.Model(inputs, outputs), seed=0)
+        loss = RecordingLoss((8, 3))
+        model.compile("sgd", loss, jit_compile=True)
+        y = np.eye(3, dtype="float32")[np.arange(8) % 3] * 0.9 + 0.1 / 3
+        hist = model.fit(np.random.rand(8, 4, 4, 2), y, epochs=3, verbose=0)
+        assert np.isfinite(hist.history["loss"]).all()
+        assert loss.y.dtype == tf.float32
+        np.testing.assert_allclose(loss.y.numpy().sum(1), 1.0, rtol=1e-6)
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def make_for_resume():
+    keras.utils.set_random_seed(42)
+    inputs = keras.Input((8,))
+    h = keras.layers.Dense(16, activation="relu")(MixUp(1.0)(inputs))
+    outputs = keras.layers.Dense(3)(MixUp(1.0)(h))
+    model = keras_mixup.MixupModel(keras.Model(inputs, outputs), seed=11)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_backup_and_restore_resumes_the_same_random_stream(tmp_path):
+    x = np.random.RandomState(0).rand(64, 8).astype("float32")
+    y = np.arange(64) % 3
+    fit = dict(batch_size=16, epochs=4, shuffle=False, verbose=0)
+    reference = make_for_resume()
+    reference.fit(x, y, **fit)
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("interrupted")
+
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    model = make_for_resume()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, callbacks=[backup, Interrupt()], **fit)
+    resumed = make_for_resume()  # a fresh process would rebuild the model
+    resumed.fit(x, y, callbacks=[backup], **fit)
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # And the mixing matters: a different seed ends elsewhere.
+    other = make_for_resume()
+    other.seed, other._base_seed = 12, 12
+    other.fit(x, y, **fit)
+    assert not np.array_equal(other.trainable_weights[0].numpy(),
+                              reference.trainable_weights[0].numpy())
+
+
+class CrossShardMass(keras.metrics.Metric):
+    """Mass that a mixed id row puts on the other replica's examples."""
+
+    def __init__(self, half, **kwargs):
+        super().__init__(**kwargs)
+        self.half = half
+        self.cross = self.add_variable(shape=(), initializer="zeros", name="cross")
+        self.mixed = self.add_variable(shape=(), initializer="zeros", name="mixed")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = tf.cast(y_true, tf.float32)
+        first = tf.reduce_sum(y_true[:, :self.half], 1)
+        second = tf.reduce_sum(y_true[:, self.half:], 1)
+        self.cross.assign_add(tf.reduce_sum(first * second))
+        self.mixed.assign_add(tf.reduce_sum(1.0 - tf.reduce_max(y_true, 1)))
+
+    def result(self):
+        return self.cross
+
+
+def test_mirrored_strategy_each_replica_mixes_its_own_examples():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = keras_mixup.MixupModel(two_site_model(record=False), seed=4)
+        metric = CrossShardMass(B // 2)
+        model.compile(keras.optimizers.SGD(0.01),
+                      keras.losses.CategoricalCrossentropy(from_logits=True),
+                      metrics=[metric], jit_compile=False)
+    x = np.eye(B, dtype="float32")
+    ds = tf.data.Dataset.from_tensors((x, x)).repeat(20)
+    hist = model.fit(ds, epochs=1, verbose=0)
+    cross, mixed = float(metric.cross.numpy()), float(metric.mixed.numpy())
+    assert mixed > 1.0, "mixing happened"
+    assert cross == 0.0, "no example mixed with the other replica's shard"
+    assert np.isfinite(hist.history["loss"]).all()
+    seeds = strategy.run(model._step_seed)
+    a, b = [t.numpy() for t in strategy.experimental_local_results(seeds)]
+    assert not np.array_equal(a, b), "replicas draw different plans"
+
+
+# Keras 3's fit() fails under MultiWorkerMirroredStrategy even for a plain
+# model ("Attempt to convert a value (PerReplica...)", keras-team/keras#20585),
+# so the workers drive MixupModel.train_step with strategy.run themselves.
+WORKER = r"""
+import json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np, tensorflow as tf, keras, keras_mixup
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+with strategy.scope():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    h = keras.layers.Dense(16, activation="relu")(keras_mixup.layers.MixUp(1.0)(inputs))
+    outputs = keras.layers.Dense(3)(keras_mixup.layers.MixUp(1.0)(h))
+    model = keras_mixup.MixupModel(keras.Model(inputs, outputs), seed=3)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.optimizer.build(model.trainable_variables)
+x = np.random.RandomState(0).rand(64, 8).astype("float32")
+ds = tf.data.Dataset.from_tensor_slices((x, np.arange(64) % 3)).batch(16).repeat()
+batches = iter(strategy.experimental_distribute_dataset(ds))
+
+@tf.function
+def step(batches):
+    logs = strategy.run(model.train_step, args=(next(batches),))
+    seed = strategy.run(model._step_seed)
+    return strategy.reduce("MEAN", logs["loss"], axis=None), seed
+
+losses, seeds = [], []
+for _ in range(6):
+    loss, seed = step(batches)
+    losses.append(float(loss))
+    seeds.append(strategy.experimental_local_results(seed)[0].numpy().tolist())
+json.dump({"loss": losses, "seeds": seeds,
+           "weights": [w.tolist() for w in model.get_weights()]},
+          open(sys.argv[1], "w"))
+"""
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_strategy_on_loopback(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / f"out{i}.json")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=str(pathlib.Path(__file__).resolve().parents[1])))
+    outs = []
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        outs.append(out.decode(errors="replace")[-3000:])
+        assert p.returncode == 0, outs[-1]
+    results = [json.loads((tmp_path / f"out{i}.json").read_text()) for i in range(2)]
+    assert all(np.isfinite(r["loss"]).all() for r in results)
+    assert results[0]["loss"][-1] < results[0]["loss"][0]
+    # Synchronous training: both workers hold the same weights...
+    for a, b in zip(results[0]["weights"], results[1]["weights"]):
+        np.testing.assert_array_equal(a, b)
+    # ...while each worker's replica draws its own plans.
+    assert all(a != b for a, b in zip(results[0]["seeds"], results[1]["seeds"]))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MixUp(1.0),
+    lambda: CutMix(1.0),
+    lambda: keras_mixup.layers.RandomMix([MixUp(1.0), CutMix()], per_sample=True),
+], ids=["mixup", "cutmix", "random"])
+def test_site_gradient_matches_autodiff_of_the_plan(make):
+    # A site's fused forward has a hand-written gradient; it must equal the
+    # automatic gradient of applying the same plan.
+    from keras_mixup.layers.sites import MixingScope
+    from keras_mixup.ops.random import fold_seed
+
+    layer = make()
+    x = tf.constant(np.random.RandomState(0).rand(6, 5, 4, 3).astype("float32"))
+    upstream = tf.constant(np.random.RandomState(1).rand(6, 5, 4, 3).astype("float32"))
+    seed = tf.constant([1, 2], tf.int64)
+    outs = []
+    for fused in (True, False):
+        with MixingScope({id(layer): 0}, seed, tf.constant(0)):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                if fused:
+                    y = layer(x, training=True)
+                else:
+                    y = layer.mix_inputs(layer.sample_plan(x, fold_seed(seed, 0)), x)
+                loss = tf.reduce_sum(y * upstream)
+            outs.append((y.numpy(), tape.gradient(loss, x).numpy()))
+    assert not np.allclose(outs[0][0], x.numpy())  # it mixed
+    np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-6)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], atol=1e-5)
