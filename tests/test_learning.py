@@ -15,7 +15,7 @@ import pytest
 import keras_mixup
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-EPOCHS = 100
+EPOCHS = 60
 
 
 def demo():
@@ -44,7 +44,7 @@ def train_errors(model, data):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    hist = model.fit(x_train, y_train, batch_size=64, epochs=EPOCHS,
+    hist = model.fit(x_train, y_train, batch_size=32, epochs=EPOCHS,
                      validation_data=(x_test, y_test), verbose=0).history
     err = 100 * (1 - np.array(hist["val_accuracy"]))
     return err.min(), err[-1]
