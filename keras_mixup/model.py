@@ -1,16 +1,12 @@
 """MixupModel: mixing inside the compiled train step (input and manifold)."""
 
-import numbers
-import random
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.sites import MixingScope
 from keras_mixup.ops.mixing import blend, per_example
-from keras_mixup.ops.random import fold_seed, uniform
+from keras_mixup.ops.random import check_seed, check_weights, choose, fold_seed
 
 
 def find_sites(model):
@@ -140,23 +136,10 @@ class MixupModel(keras.Model):
             )
         self.sites = sites
         self._site_ids = {id(s): i for i, s in enumerate(sites)}
-        if site_weights is None:
-            site_weights = [1.0] * len(sites)
-        site_weights = list(site_weights)
-        if len(site_weights) != len(sites) or not all(
-            isinstance(w, numbers.Real) and not isinstance(w, bool) and w >= 0
-            for w in site_weights
-        ) or sum(site_weights) <= 0:
-            raise ValueError(
-                f"`site_weights` must hold {len(sites)} non-negative numbers "
-                f"with a positive sum, one per site "
-                f"{[s.name for s in sites]}; got {site_weights!r}."
-            )
-        self.site_weights = [float(w) for w in site_weights]
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"`seed` must be an int or None; got {seed!r}.")
-        self.seed = seed
-        self._base_seed = seed if seed is not None else random.randint(1, 2**31 - 1)
+        self.site_weights = check_weights(
+            site_weights, len(sites), "site_weights", f"site of {[s.name for s in sites]}"
+        )
+        self.seed, self._base_seed = check_seed(seed)
         if getattr(model, "built", False):
             self.built = True
 
@@ -180,10 +163,7 @@ class MixupModel(keras.Model):
     def _choose_site(self, seed):
         if len(self.sites) == 1:
             return tf.constant(0, tf.int32)
-        probs = np.asarray(self.site_weights) / sum(self.site_weights)
-        cdf = tf.constant(np.cumsum(probs)[:-1], tf.float32)
-        u = uniform([1], fold_seed(seed, -1))
-        return tf.searchsorted(cdf, u, side="right", out_type=tf.int32)[0]
+        return choose(self.site_weights, [], fold_seed(seed, -1))
 
     def mix_targets(self, plan, y, sample_weight):
         """Mixed labels for the loss and the metrics, and mixed weights.

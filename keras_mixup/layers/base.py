@@ -6,15 +6,13 @@ converts labels, draws a fresh seed per call, and applies the plan to
 inputs, labels, sample weights and segmentation masks alike.
 """
 
-import random
-
 import keras
 import tensorflow as tf
 
 from keras_mixup.ops import labels as label_ops
 from keras_mixup.layers.sites import current_scope
 from keras_mixup.ops.mixing import blend, per_example
-from keras_mixup.ops.random import fold_seed
+from keras_mixup.ops.random import check_seed, fold_seed
 
 _DICT_KEYS = ("images", "labels", "sample_weight", "segmentation_masks")
 
@@ -52,11 +50,8 @@ class BaseMixingLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_classes = label_ops.check_num_classes(num_classes)
         self.label_smoothing = label_ops.check_label_smoothing(label_smoothing)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"`seed` must be an int or None; got {seed!r}.")
-        self.seed = seed
+        self.seed, self._base_seed = check_seed(seed)
         self.jit_compile = bool(jit_compile)
-        self._base_seed = seed if seed is not None else random.randint(1, 2**31 - 1)
         # A counter advanced atomically by every call (RngReadAndSkip is a
         # fetch-and-add), so parallel tf.data map calls never share a plan.
         self.seed_state = self.add_weight(

@@ -3,14 +3,13 @@
 import numbers
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.cut_mix import CutMix
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import per_example
-from keras_mixup.ops.random import fold_seed, uniform
+from keras_mixup.ops.random import check_weights, choose, fold_seed, uniform
 
 
 _EXACT_MIXERS = (CutMix,)
@@ -104,18 +103,7 @@ class RandomMix(BaseMixingLayer):
         )
         self.mixers = mixers
         self._format = formats.pop() if formats else "channels_last"
-        if weights is None:
-            weights = [1.0] * len(mixers)
-        weights = list(weights)
-        if len(weights) != len(mixers) or not all(
-            isinstance(w, numbers.Real) and w >= 0 for w in weights
-        ) or sum(weights) <= 0:
-            raise ValueError(
-                f"`weights` must be {len(mixers)} non-negative numbers (one "
-                f"per mixer) with a positive sum; got {weights!r}."
-            )
-        self._probabilities = [float(w) / sum(weights) for w in weights]
-        self._weights_arg = [float(w) for w in weights]
+        self.mixer_weights = check_weights(weights, len(mixers), "weights", "mixer")
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (
             0.0 <= rate <= 1.0
         ):
@@ -144,7 +132,7 @@ class RandomMix(BaseMixingLayer):
         config.update(
             {
                 "mixers": [keras.saving.serialize_keras_object(m) for m in self.mixers],
-                "weights": self._weights_arg,
+                "weights": self.mixer_weights,
                 "rate": self.rate,
                 "per_sample": self.per_sample,
             }
@@ -167,10 +155,7 @@ class RandomMix(BaseMixingLayer):
             for i, m in enumerate(self.mixers)
         ]
         n = batch if self.per_sample else 1
-        # Inverse-CDF choice: the mixer k with cdf[k-1] <= u < cdf[k].
-        cdf = tf.constant(np.cumsum(self._probabilities)[:-1], tf.float32)
-        u = uniform([n], fold_seed(seed, 1))
-        choice = tf.searchsorted(cdf, u, side="right", out_type=tf.int32)
+        choice = choose(self.mixer_weights, [n], fold_seed(seed, 1))
         mix = uniform([n], fold_seed(seed, 2)) < self.rate
         choice = tf.broadcast_to(choice, [batch])
         mix = tf.broadcast_to(mix, [batch])

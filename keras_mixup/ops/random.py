@@ -9,7 +9,9 @@ TPU.
 
 import math
 import numbers
+import random
 
+import numpy as np
 import tensorflow as tf
 
 # Marsaglia-Tsang proposals drawn per element (see _log_gamma_shape_ge_one).
@@ -92,6 +94,57 @@ def normal(shape, seed):
     """Standard normal float32 samples (Box-Muller on `uniform` bits)."""
     bits = _bits(_leading(2, shape), seed)
     return _box_muller(bits[0], bits[1])
+
+
+def check_seed(seed):
+    """Validates a layer or model ``seed`` (int or None).
+
+    Returns ``(seed, base)``: the argument as given (for ``get_config``) and
+    the int to seed from (a random one when ``seed`` is None).
+    """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"`seed` must be an int or None; got {seed!r}.")
+    return seed, seed if seed is not None else random.randint(1, 2**31 - 1)
+
+
+def check_weights(weights, count, name, what):
+    """Validates ``count`` non-negative choice weights with a positive sum.
+
+    ``None`` means uniform. Returns the weights as floats; ``what`` names
+    what they choose among, for the error message.
+    """
+    weights = [1.0] * count if weights is None else list(weights)
+    if len(weights) != count or not all(
+        isinstance(w, numbers.Real) and not isinstance(w, bool) and w >= 0
+        for w in weights
+    ) or sum(weights) <= 0:
+        raise ValueError(
+            f"`{name}` must hold {count} non-negative numbers with a positive "
+            f"sum, one per {what}; got {weights!r}."
+        )
+    return [float(w) for w in weights]
+
+
+def choose(weights, shape, seed):
+    """Draws int32 indices ``k`` with probability ``weights[k] / sum(weights)``.
+
+    Inverse-CDF on `uniform`, so it compiles with XLA and gives the same
+    draws with or without it.
+
+    Example:
+
+    >>> k = keras_mixup.ops.random.choose([1, 3], [10_000], seed=0)
+    >>> round(float(tf.reduce_mean(tf.cast(k, tf.float32))), 1)
+    0.7
+    """
+    cdf = np.cumsum(weights, dtype=np.float64) / float(sum(weights))
+    u = uniform(shape, as_seed(seed))
+    # The mixer k with cdf[k-1] <= u < cdf[k].
+    k = tf.searchsorted(
+        tf.constant(cdf[:-1], tf.float32), tf.reshape(u, [-1]),
+        side="right", out_type=tf.int32,
+    )
+    return tf.reshape(k, tf.shape(u))
 
 
 def check_concentration(value, name):
