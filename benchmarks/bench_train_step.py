@@ -29,7 +29,12 @@ Rows (every model starts from the same weights):
 - ``input CutMix``: ``MixupModel(plain, mixer=CutMix(alpha=1.0))``;
 - ``manifold, 3 sites``: the same network with ``MixUp(alpha=2.0)`` layers at
   the input, after stage 1 and after stage 2, wrapped in ``MixupModel``
-  (each step mixes at one site, chosen uniformly).
+  (each step mixes at one site, chosen uniformly);
+- ``MixupE fast`` / ``MixupE fast, 1/4 batch`` / ``MixupE exact``: input
+  MixUp plus ``regularizer=MixupE(eta=1e-3, mode=..., batch_fraction=...)``.
+  The fast mode adds a forward and backward pass on the clean batch (or on a
+  random quarter of it); the exact mode adds a forward pass carrying a
+  Jacobian-vector product (forward-mode autodiff) and its backward pass.
 
 each compiled twice: ``jit_compile=False`` (graph) and ``jit_compile=True``
 (XLA).
@@ -67,7 +72,8 @@ Run it from the repository root::
 
 It prints a Markdown table, then a PASS/FAIL summary of the targets (ratio
 vs plain (A) in the same compile mode: input MixUp <= 1.03x, input CutMix <=
-1.05x, manifold with 3 sites <= 1.10x). FAIL is reported, not raised: the
+1.05x, manifold with 3 sites <= 1.10x, MixupE fast <= 2.0x, fast on a quarter
+of the batch <= 1.35x, exact <= 3.0x). FAIL is reported, not raised: the
 exit status is 0.
 """
 
@@ -96,10 +102,25 @@ MIXUP = "input MixUp"
 CUTMIX = "input CutMix"
 MANIFOLD = "manifold, 3 sites"
 MANIFOLD_INPUT = "manifold, always input"  # --profile only
-ROWS = [PLAIN_A, PLAIN_B, MIXUP, CUTMIX, MANIFOLD]
+MIXUPE_FAST = "MixupE fast"
+MIXUPE_QUARTER = "MixupE fast, 1/4 batch"
+MIXUPE_EXACT = "MixupE exact"
+MIXUPE = {  # row: (mode, batch_fraction)
+    MIXUPE_FAST: ("fast", 1.0),
+    MIXUPE_QUARTER: ("fast", 0.25),
+    MIXUPE_EXACT: ("exact", 1.0),
+}
+ROWS = [PLAIN_A, PLAIN_B, MIXUP, CUTMIX, MANIFOLD, *MIXUPE]
 PROFILE_ROWS = [MANIFOLD_INPUT]
 REFERENCE = PLAIN_A
-TARGETS = {MIXUP: 1.03, CUTMIX: 1.05, MANIFOLD: 1.10}
+TARGETS = {
+    MIXUP: 1.03,
+    CUTMIX: 1.05,
+    MANIFOLD: 1.10,
+    MIXUPE_FAST: 2.0,
+    MIXUPE_QUARTER: 1.35,
+    MIXUPE_EXACT: 3.0,
+}
 MODES = [("graph", False), ("XLA", True)]
 
 
@@ -142,11 +163,16 @@ def make_model(row, jit, reference):
     if row in (PLAIN_A, PLAIN_B):
         model = build_network()
         copy_weights(reference, model)
-    elif row == MIXUP:
+    elif row == MIXUP or row in MIXUPE:
         net = build_network()
         copy_weights(reference, net)
+        regularizer = None
+        if row in MIXUPE:
+            mode, fraction = MIXUPE[row]
+            regularizer = keras_mixup.MixupE(eta=1e-3, mode=mode, batch_fraction=fraction)
         model = keras_mixup.MixupModel(
-            net, mixer=keras_mixup.layers.MixUp(alpha=0.2), seed=0)
+            net, mixer=keras_mixup.layers.MixUp(alpha=0.2), seed=0,
+            regularizer=regularizer)
     elif row == CUTMIX:
         net = build_network()
         copy_weights(reference, net)
@@ -411,6 +437,13 @@ def main(argv=None):
                         help="seconds of timed loops after which a (very slow) "
                              "row sits out the later rounds, once it has 3 loops "
                              "(default 15)")
+    parser.add_argument("--rows", default=None,
+                        help="semicolon-separated subset of the rows to time (the "
+                             "plain rows are always timed); e.g. 'MixupE fast;"
+                             "MixupE exact'")
+    parser.add_argument("--modes", default="graph,XLA",
+                        help="compile modes to time: 'graph', 'XLA' or both "
+                             "(default 'graph,XLA')")
     parser.add_argument("--profile", action="store_true",
                         help="add the 'manifold, always input' row and time the "
                              "mixing pieces alone")
@@ -418,6 +451,17 @@ def main(argv=None):
     repeats = args.repeats or (9 if args.quick else 41)
     min_time = args.min_time or (0.2 if args.quick else 0.25)
     rows = ROWS + (PROFILE_ROWS if args.profile else [])
+    global MODES
+    chosen = [m.strip() for m in args.modes.split(",")]
+    if not chosen or any(m not in dict(MODES) for m in chosen):
+        parser.error(f"--modes: choose from 'graph' and 'XLA'; got {args.modes!r}")
+    MODES = [m for m in MODES if m[0] in chosen]
+    if args.rows:
+        wanted = [r.strip() for r in args.rows.split(";") if r.strip()]
+        unknown = [r for r in wanted if r not in rows]
+        if unknown:
+            parser.error(f"--rows: unknown row(s) {unknown}; choose from {rows}")
+        rows = [PLAIN_A, PLAIN_B] + [r for r in rows if r in wanted and r not in (PLAIN_A, PLAIN_B)]
 
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"keras_mixup {getattr(keras_mixup, '__version__', '?')}, "
@@ -486,6 +530,8 @@ def main(argv=None):
     suspects = []
     for mode, _ in MODES:
         for row, limit in TARGETS.items():
+            if row not in rows:
+                continue
             e = summary.get((mode, row))
             label = f"{mode:<5} {row} <= {limit:.2f}x"
             if not isinstance(e, dict) or "ratio" not in e:

@@ -1,8 +1,19 @@
 """keras_mixup: the mixup family of regularizers for Keras 3 on TensorFlow."""
 
-from keras_mixup import layers, ops
+from keras_mixup import callbacks, layers, metrics, ops
 from keras_mixup.model import MixupModel
+from keras_mixup.regularizers import MixupE
+from keras_mixup.rescaled import RescaledModel
 
 __version__ = "0.1.0"
 
-__all__ = ["MixupModel", "layers", "ops", "__version__"]
+__all__ = [
+    "MixupE",
+    "MixupModel",
+    "RescaledModel",
+    "__version__",
+    "callbacks",
+    "layers",
+    "metrics",
+    "ops",
+]

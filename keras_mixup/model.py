@@ -7,6 +7,7 @@ from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.sites import MixingScope
 from keras_mixup.ops.mixing import blend, per_example
 from keras_mixup.ops.random import check_seed, check_weights, choose, fold_seed
+from keras_mixup.regularizers import MixupE
 
 
 def find_sites(model):
@@ -87,6 +88,8 @@ class MixupModel(keras.Model):
         site_weights: probabilities of choosing each site, in the order of
             `sites` (the ``mixer``, if any, first); default uniform.
         seed: int seed of the mixing stream; None draws one.
+        regularizer: optional `keras_mixup.MixupE`, which adds the
+            first-order term of mixup's implicit regularizer to the loss.
         **kwargs: ``keras.Model`` arguments such as ``name``.
 
     Example:
@@ -104,12 +107,16 @@ class MixupModel(keras.Model):
     (2, (2, 3))
     """
 
-    def __init__(self, model, mixer=None, site_weights=None, seed=None, **kwargs):
+    def __init__(
+        self, model, mixer=None, site_weights=None, seed=None, regularizer=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if isinstance(model, dict):
             model = keras.saving.deserialize_keras_object(model)
         if isinstance(mixer, dict):
             mixer = keras.saving.deserialize_keras_object(mixer)
+        if isinstance(regularizer, dict):
+            regularizer = keras.saving.deserialize_keras_object(regularizer)
         if not isinstance(model, keras.layers.Layer):
             raise TypeError(
                 f"`model` must be a Keras model to wrap; got {type(model).__name__}."
@@ -140,8 +147,37 @@ class MixupModel(keras.Model):
             site_weights, len(sites), "site_weights", f"site of {[s.name for s in sites]}"
         )
         self.seed, self._base_seed = check_seed(seed)
+        if regularizer is not None and not isinstance(regularizer, MixupE):
+            raise TypeError(
+                "`regularizer` must be a keras_mixup.MixupE instance, e.g. "
+                f"keras_mixup.MixupE(eta=1e-3); got {regularizer!r}."
+            )
+        self.regularizer = regularizer
+        if regularizer is not None:
+            for site in sites:
+                site.expected_partner_weight()  # fails early for unknown sites
+            if not regularizer.built:  # (a deserialized one comes built)
+                regularizer.build(self._input_shape(regularizer))
         if getattr(model, "built", False):
             self.built = True
+
+    def _input_shape(self, regularizer):
+        if regularizer.mode != "exact":
+            return None
+        inputs = getattr(self.model, "inputs", None)
+        if inputs:
+            shapes = [tuple(t.shape) for t in tf.nest.flatten(inputs)]
+        else:  # a subclassed model, built by a first call
+            built = getattr(self.model, "_build_shapes_dict", None) or {}
+            shapes = [tuple(s) for s in built.values()]
+        if len(shapes) != 1 or any(d is None for d in shapes[0][1:]):
+            raise ValueError(
+                "MixupE(mode='exact') keeps the mean of the training inputs, "
+                "so it needs a model with one input of known shape (e.g. "
+                f"built from keras.Input((32, 32, 3))); got input shapes "
+                f"{shapes}. Use mode='fast' otherwise."
+            )
+        return shapes[0]
 
     # ------------------------------------------------------------ forward
 
@@ -164,6 +200,13 @@ class MixupModel(keras.Model):
         if len(self.sites) == 1:
             return tf.constant(0, tf.int32)
         return choose(self.site_weights, [], fold_seed(seed, -1))
+
+    def _partner_weight(self, choice):
+        """E[1 − λ] (MixupE's weight) of the site chosen this step."""
+        weights = [site.expected_partner_weight() for site in self.sites]
+        if len(weights) == 1:
+            return weights[0]
+        return tf.gather(tf.stack(weights), choice)
 
     def mix_targets(self, plan, y, sample_weight):
         """Mixed labels for the loss and the metrics, and mixed weights.
@@ -250,6 +293,11 @@ class MixupModel(keras.Model):
                 (index, lam), y, sample_weight
             )
             loss = self.compute_mixed_loss(x, y_own, y_partner, y_pred, weights, lam)
+            if self.regularizer is not None:
+                reg = self.regularizer.penalty(
+                    self, x, y, sample_weight, seed, self._partner_weight(scope.choice)
+                )
+                loss = self.regularizer.combine(loss, reg)
             self._loss_tracker.update_state(
                 keras.src.losses.loss.unscale_loss_for_distribution(loss),
                 sample_weight=tf.shape(tf.nest.flatten(x)[0])[0],
@@ -273,6 +321,9 @@ class MixupModel(keras.Model):
                 else keras.saving.serialize_keras_object(self.mixer),
                 "site_weights": self.site_weights,
                 "seed": self.seed,
+                "regularizer": None
+                if self.regularizer is None
+                else keras.saving.serialize_keras_object(self.regularizer),
             }
         )
         return config
@@ -283,9 +334,11 @@ class MixupModel(keras.Model):
         model = keras.saving.deserialize_keras_object(
             config.pop("model"), custom_objects=custom_objects
         )
-        mixer = config.pop("mixer", None)
-        if mixer is not None:
-            mixer = keras.saving.deserialize_keras_object(
-                mixer, custom_objects=custom_objects
-            )
-        return cls(model, mixer=mixer, **config)
+        mixer, regularizer = config.pop("mixer", None), config.pop("regularizer", None)
+        mixer, regularizer = (
+            None
+            if c is None
+            else keras.saving.deserialize_keras_object(c, custom_objects=custom_objects)
+            for c in (mixer, regularizer)
+        )
+        return cls(model, mixer=mixer, regularizer=regularizer, **config)

@@ -477,7 +477,7 @@ class KerasConformanceTest(TestCase):
             expected_output_shape=((4, 5, 2), (4, 3)),
             expected_output_dtype=("float32", "float32"),
             expected_num_trainable_weights=0,
-            expected_num_non_trainable_variables=1,
+            expected_num_non_trainable_variables=3,  # seed, enabled, [α, β]
             # fit() trains a lone tensor through the layer, which (by design)
             # raises without labels; mixing inside fit is MixupModel's job.
             run_training_check=False,

@@ -9,10 +9,10 @@ inputs, labels, sample weights and segmentation masks alike.
 import keras
 import tensorflow as tf
 
-from keras_mixup.ops import labels as label_ops
 from keras_mixup.layers.sites import current_scope
+from keras_mixup.ops import labels as label_ops
 from keras_mixup.ops.mixing import blend, per_example
-from keras_mixup.ops.random import check_seed, fold_seed
+from keras_mixup.ops.random import check_concentration, check_seed, fold_seed
 
 _DICT_KEYS = ("images", "labels", "sample_weight", "segmentation_masks")
 
@@ -61,6 +61,16 @@ class BaseMixingLayer(keras.layers.Layer):
             trainable=False,
             name="seed_state",
         )
+        # 1.0 mixes, 0.0 makes every plan the identity; read in the graph,
+        # so `keras_mixup.callbacks.MixupSchedule` can switch mixing off
+        # between epochs without retracing.
+        self.enabled = self.add_weight(
+            shape=(),
+            dtype="float32",
+            initializer="ones",
+            trainable=False,
+            name="enabled",
+        )
         self._compiled = {}
         self.built = True
 
@@ -78,6 +88,52 @@ class BaseMixingLayer(keras.layers.Layer):
             seed: an int64 ``(2,)`` stateless seed.
         """
         raise NotImplementedError
+
+    def plan(self, inputs, seed):
+        """`sample_plan`, or the identity plan while mixing is disabled."""
+        plan = dict(self.sample_plan(inputs, seed))
+        on = self.enabled > 0.5
+        plan["index"] = tf.where(
+            on, plan["index"], tf.range(tf.shape(plan["index"])[0], dtype=plan["index"].dtype)
+        )
+        plan["lam"] = tf.where(on, plan["lam"], tf.ones_like(plan["lam"]))
+        if "mask" in plan:
+            plan["mask"] = tf.where(on, plan["mask"], tf.ones_like(plan["mask"]))
+        return plan
+
+    def _set_concentration(self, alpha, beta):
+        """Sets ``alpha``/``beta`` (the configured values) and the
+        ``concentration`` weight ``[α, β]`` that sampling reads in the graph
+        (so a `MixupSchedule` can change it per epoch without retracing)."""
+        self.alpha = float(check_concentration(alpha, "alpha"))
+        self.beta = None if beta is None else float(check_concentration(beta, "beta"))
+        self.concentration = self.add_weight(
+            shape=(2,),
+            dtype="float32",
+            initializer=keras.initializers.Constant(
+                [self.alpha, self.alpha if self.beta is None else self.beta]
+            ),
+            trainable=False,
+            name="concentration",
+        )
+
+    def expected_partner_weight(self):
+        """E[1 − λ] under MixupE's λ distribution, as a float32 tensor.
+
+        The weight of the partner example in the first-order term of
+        mixup's implicit regularizer (Zou, Verma et al., 2023); 0 while
+        mixing is disabled. Used by `keras_mixup.MixupE`.
+        """
+        if not hasattr(self, "concentration"):
+            raise NotImplementedError(
+                f"{type(self).__name__} does not define the mixing "
+                "distribution MixupE needs; use MixUp, CutMix or RandomMix "
+                "sites."
+            )
+        # λ ~ α/(α+β)·Beta(α+1, β) + β/(α+β)·Beta(β+1, α) gives
+        # E[1 − λ] = 2αβ / ((α+β)(α+β+1)); α/(2α+1) when α = β.
+        a, b = tf.unstack(self.concentration)
+        return self.enabled * 2.0 * a * b / ((a + b) * (a + b + 1.0))
 
     def next_seed(self):
         """A fresh stateless seed: the layer seed and an atomic call counter."""
@@ -300,7 +356,7 @@ class BaseMixingLayer(keras.layers.Layer):
         data["images"] = tf.nest.map_structure(
             lambda x: tf.cast(x, self.compute_dtype), data["images"]
         )
-        plan = self.sample_plan(data["images"], seed)
+        plan = self.plan(data["images"], seed)
         return self.apply_plan(plan, data)
 
     def _site_call(self, inputs, scope):
@@ -313,12 +369,18 @@ class BaseMixingLayer(keras.layers.Layer):
         site = scope.site_id(self)
         self._check_inputs(inputs)
         x = tf.nest.map_structure(lambda t: tf.cast(t, self.compute_dtype), inputs)
+        if scope.clean:
+            return x
         batch = tf.shape(tf.nest.flatten(x)[0])[0]
 
         def mix():
             # Only the sampling is compiled (many small ops, no gradient);
             # the blend stays in the step, where gradients flow through it.
-            plan = self._jit("sample_plan")(x, fold_seed(scope.seed, site))
+            # A plan carries no gradient (its λ reads the `concentration`
+            # weight, which must not be differentiated inside XLA).
+            plan = tf.nest.map_structure(
+                tf.stop_gradient, self._jit("plan")(x, fold_seed(scope.seed, site))
+            )
             return self.mix_inputs(plan, x), plan["index"], plan["lam"]
 
         def keep():

@@ -7,7 +7,6 @@ from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import box_mask, segment_mask
 from keras_mixup.ops.random import (
-    check_concentration,
     fold_seed,
     random_permutation,
     sample_beta,
@@ -93,8 +92,7 @@ class CutMix(BaseMixingLayer):
             seed=seed,
             **kwargs,
         )
-        self.alpha = float(check_concentration(alpha, "alpha"))
-        self.beta = None if beta is None else float(check_concentration(beta, "beta"))
+        self._set_concentration(alpha, beta)
         self.per_sample = check_per_sample(per_sample)
         self.data_format = standardize_data_format(data_format)
         if self.compute_dtype not in ("uint8",) and not keras.backend.is_float_dtype(
@@ -173,7 +171,8 @@ class CutMix(BaseMixingLayer):
         rank = inputs.shape.rank
         batch = shape[0]
         n = batch if self.per_sample else 1
-        lam = sample_beta([n], self.alpha, self.beta, seed=fold_seed(seed, 1))
+        alpha, beta = tf.unstack(self.concentration)
+        lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
         axes = self._spatial_axes(rank)
         if rank == 4:
             mask, kept = box_mask(shape[axes[0]], shape[axes[1]], lam, fold_seed(seed, 3))

@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.ops.random import (
-    check_concentration,
     fold_seed,
     random_permutation,
     sample_beta,
@@ -104,8 +103,7 @@ class MixUp(BaseMixingLayer):
             seed=seed,
             **kwargs,
         )
-        self.alpha = float(check_concentration(alpha, "alpha"))
-        self.beta = None if beta is None else float(check_concentration(beta, "beta"))
+        self._set_concentration(alpha, beta)
         self.per_sample = check_per_sample(per_sample)
         if not keras.backend.is_float_dtype(self.compute_dtype):
             raise ValueError(
@@ -137,7 +135,8 @@ class MixUp(BaseMixingLayer):
     def sample_plan(self, inputs, seed):
         batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
         n = batch if self.per_sample else 1
-        lam = sample_beta([n], self.alpha, self.beta, seed=fold_seed(seed, 1))
+        alpha, beta = tf.unstack(self.concentration)
+        lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
         return {
             "index": random_permutation(batch, fold_seed(seed, 2)),
             "lam": tf.broadcast_to(lam, [batch]),

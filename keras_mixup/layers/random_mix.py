@@ -11,7 +11,6 @@ from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import per_example
 from keras_mixup.ops.random import check_weights, choose, fold_seed, uniform
 
-
 _EXACT_MIXERS = (CutMix,)
 
 
@@ -147,6 +146,12 @@ class RandomMix(BaseMixingLayer):
         for m in self.mixers:
             masks = m._check_segmentation_masks(masks, images)
         return masks
+
+    def expected_partner_weight(self):
+        weights = [m.expected_partner_weight() for m in self.mixers]
+        total = sum(self.mixer_weights)
+        mean = tf.add_n([w * (p / total) for w, p in zip(weights, self.mixer_weights)])
+        return self.enabled * self.rate * mean
 
     def sample_plan(self, inputs, seed):
         batch = tf.shape(tf.nest.flatten(inputs)[0])[0]

@@ -31,12 +31,16 @@ class MixingScope:
         site_ids: dict mapping ``id(layer)`` to the layer's site number.
         seed: int64 ``(2,)`` stateless seed of the step.
         choice: int32 scalar tensor, the site number that mixes this step.
+            A scope without ``seed`` and ``choice`` is *clean*: every site
+            passes its input through (MixupE's forward pass on the unmixed
+            batch).
     """
 
-    def __init__(self, site_ids, seed, choice):
+    def __init__(self, site_ids, seed=None, choice=None):
         self.site_ids = site_ids
         self.seed = seed
         self.choice = choice
+        self.clean = choice is None
         self.plans = {}
 
     def __enter__(self):

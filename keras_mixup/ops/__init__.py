@@ -14,6 +14,7 @@ from keras_mixup.ops.random import (
     random_permutation,
     sample_beta,
 )
+from keras_mixup.ops.theta import theta_bar
 
 __all__ = [
     "as_seed",
@@ -27,5 +28,6 @@ __all__ = [
     "sample_beta",
     "segment_mask",
     "smooth_labels",
+    "theta_bar",
     "to_soft_labels",
 ]

@@ -1,0 +1,273 @@
+"""MixupE: mixup plus the first-order term of its implicit regularizer."""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from keras_mixup.layers.sites import MixingScope
+from keras_mixup.ops.random import fold_seed, random_permutation
+
+_MODES = ("fast", "exact")
+
+
+def _is_class_ids(y):
+    return y.dtype.is_integer and (
+        y.shape.rank == 1 or (y.shape.rank == 2 and y.shape[-1] == 1)
+    )
+
+
+def _single(value, what):
+    leaves = tf.nest.flatten(value)
+    if len(leaves) != 1:
+        raise ValueError(
+            f"MixupE supports models with one classification output and one "
+            f"label tensor; got {len(leaves)} {what}. Train multi-output "
+            "models with MixupModel without `regularizer=`."
+        )
+    return leaves[0]
+
+
+@keras.saving.register_keras_serializable(package="keras_mixup")
+class MixupE(keras.layers.Layer):
+    """MixupE: adds a directional-derivative term to the mixup loss.
+
+    Zou, Verma et al. ("Mixup Enhanced", UAI 2023) write mixup's implicit
+    regularization as a series in the mixing weight and add its first-order
+    term back, with its own strength ``eta``. Pass an instance to
+    `MixupModel`; it combines with every site (input mixup, CutMix and
+    manifold mixup — "MixupE + manifold" in the paper).
+
+    On the clean (unmixed) batch, with logits ``f`` and labels ``y``:
+
+    - ``mode="fast"`` (the paper's practical version):
+      ``q̂ᵢ = (yᵢ − softmax(fᵢ))ᵀ fᵢ``, one extra forward pass;
+    - ``mode="exact"``: ``qᵢ = (softmax(fᵢ) − yᵢ)ᵀ J_f(xᵢ)(x̄ − xᵢ)``, a
+      Jacobian-vector product by forward-mode autodiff, with ``x̄`` the
+      running mean of the training inputs (kept in this layer's weights,
+      saved with the model).
+
+    ``R = E[1 − λ]·mean|qᵢ|``, with ``E[1 − λ] = 2αβ/((α+β)(α+β+1))``
+    (``α/(2α+1)`` for α = β) read from the site that mixes this step, and
+    the training loss becomes ``η̂·(L_mix + eta·R)`` with
+    ``η̂ = |L_mix| / |L_mix + eta·R|`` held constant in the gradient: the
+    loss keeps the magnitude of ``L_mix`` while its gradient gains the
+    regularizer's direction. ``R`` and ``η̂`` are logged as the metrics
+    ``mixupe_reg`` and ``mixupe_scale``.
+
+    The clean pass runs in training mode (dropout active, batch
+    normalization on the clean batch statistics, which its moving averages
+    also see). Models that end in a softmax work too: with
+    ``from_logits=False`` the log-probabilities serve as logits, and ``q̂``
+    does not change under a constant shift of the logits because
+    ``Σy = Σsoftmax = 1``.
+
+    Args:
+        eta: strength of the regularizer (>= 0); the paper tunes it in
+            [1e-4, 1e-1].
+        mode: ``"fast"`` or ``"exact"`` (see above).
+        batch_fraction: in (0, 1]; estimate ``R`` on a random subset of this
+            fraction of the clean batch (an unbiased estimate of the same
+            mean; at least one example), trading gradient variance for speed.
+        from_logits: whether the model outputs logits. None reads
+            ``from_logits`` from the compiled loss (a string loss such as
+            ``"categorical_crossentropy"`` means probabilities).
+        **kwargs: ``keras.layers.Layer`` arguments such as ``name``.
+
+    Example:
+
+    >>> inputs = keras.Input((4,))
+    >>> outputs = keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inputs))
+    >>> model = keras_mixup.MixupModel(
+    ...     keras.Model(inputs, outputs),
+    ...     mixer=keras_mixup.layers.MixUp(alpha=1.0),
+    ...     regularizer=keras_mixup.MixupE(eta=1e-2),
+    ...     seed=0,
+    ... )
+    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> x, y = np.random.rand(32, 4).astype("float32"), np.arange(32) % 3
+    >>> logs = model.fit(x, y, epochs=1, verbose=0).history
+    >>> sorted(k for k in logs if k.startswith("mixupe"))
+    ['mixupe_reg', 'mixupe_scale']
+    """
+
+    def __init__(self, eta=1e-3, mode="fast", batch_fraction=1.0, from_logits=None, **kwargs):
+        super().__init__(**kwargs)
+        if (
+            isinstance(eta, bool)
+            or not isinstance(eta, numbers.Real)
+            or not eta >= 0
+            or eta == float("inf")
+        ):
+            raise ValueError(
+                f"`eta` is the regularizer's strength and must be a finite "
+                f"number >= 0 (e.g. 1e-3); got {eta!r}."
+            )
+        if mode not in _MODES:
+            raise ValueError(
+                f"`mode` must be 'fast' (the paper's practical version) or "
+                f"'exact' (a Jacobian-vector product); got {mode!r}."
+            )
+        if (
+            isinstance(batch_fraction, bool)
+            or not isinstance(batch_fraction, numbers.Real)
+            or not 0.0 < batch_fraction <= 1.0
+        ):
+            raise ValueError(
+                "`batch_fraction` is the fraction of the batch on which the "
+                f"regularizer is estimated and must be in (0, 1]; got "
+                f"{batch_fraction!r}."
+            )
+        if from_logits is not None and not isinstance(from_logits, bool):
+            raise TypeError(f"`from_logits` must be True, False or None; got {from_logits!r}.")
+        self.eta = float(eta)
+        self.mode = mode
+        self.batch_fraction = float(batch_fraction)
+        self.from_logits = from_logits
+        self.reg_tracker = keras.metrics.Mean(name="mixupe_reg")
+        self.scale_tracker = keras.metrics.Mean(name="mixupe_scale")
+
+    def build(self, input_shape):
+        if self.mode == "exact":
+            # x̄, the running mean of the (clean) training inputs, and how
+            # many examples it averages. Every replica computes the same
+            # update from all-reduced sums, so the first replica's is kept.
+            self.input_mean = self.add_weight(
+                shape=tuple(input_shape[1:]),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="input_mean",
+            )
+            self.input_count = self.add_weight(
+                shape=(),
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="input_count",
+            )
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "eta": self.eta,
+                "mode": self.mode,
+                "batch_fraction": self.batch_fraction,
+                "from_logits": self.from_logits,
+            }
+        )
+        return config
+
+    # ----------------------------------------------------------- training
+
+    def combine(self, loss, reg):
+        """``η̂·(loss + eta·reg)`` with ``η̂ = |loss| / |loss + eta·reg|``
+        constant in the gradient; logs ``reg`` and ``η̂``.
+
+        ``loss`` and ``reg`` must be scaled alike for distribution (both per
+        replica); ``reg`` is logged unscaled.
+        """
+        total = loss + self.eta * keras.src.losses.loss.scale_loss_for_distribution(reg)
+        scale = tf.stop_gradient(
+            tf.math.divide_no_nan(tf.abs(loss), tf.abs(total))
+        )
+        self.reg_tracker.update_state(reg)
+        self.scale_tracker.update_state(scale)
+        return scale * total
+
+    def penalty(self, model, x, y, sample_weight, seed, partner_weight):
+        """``R = partner_weight · mean|qᵢ|`` on the clean batch (float32).
+
+        Args:
+            model: the `MixupModel`; its forward pass runs with every site
+                as the identity.
+            x, y, sample_weight: the clean batch.
+            seed: int64 ``(2,)`` seed for the subset.
+            partner_weight: ``E[1 − λ]`` of the mixing site, a scalar.
+        """
+        y = tf.convert_to_tensor(_single(y, "label tensors"))
+        if self.mode == "exact":
+            x = tf.convert_to_tensor(_single(x, "input tensors"))
+            self._update_input_mean(x)
+        if sample_weight is not None:
+            sample_weight = tf.cast(_single(sample_weight, "sample weights"), tf.float32)
+        x, y, sample_weight = self._subset(x, y, sample_weight, seed)
+        from_logits = self._resolve_from_logits(model)
+        clean = MixingScope(model._site_ids)
+
+        def logits_of(inputs):
+            with clean:
+                out = model(inputs, training=True)
+            out = tf.cast(_single(out, "model outputs"), tf.float32)
+            if from_logits:
+                return out
+            return tf.math.log(tf.maximum(out, 1e-30))
+
+        if self.mode == "fast":
+            f = logits_of(x)
+            direction = f  # q̂ = (y − p)ᵀ f = −(p − y)ᵀ f; the sign goes in |·|
+        else:
+            x = tf.cast(x, tf.float32)
+            tangent = tf.stop_gradient(self.input_mean - x)
+            with tf.autodiff.ForwardAccumulator(x, tangent) as acc:
+                f = logits_of(x)
+            direction = acc.jvp(f)
+        p = tf.nn.softmax(f)
+        if _is_class_ids(y):
+            ids = tf.reshape(tf.cast(y, tf.int32), [-1])
+            own = tf.gather(direction, ids[:, None], batch_dims=1)[:, 0]
+            q = tf.reduce_sum(p * direction, axis=-1) - own
+        else:
+            y = tf.cast(y, tf.float32)
+            q = tf.reduce_sum((p - y) * direction, axis=-1)
+        q = tf.abs(q)
+        count = tf.cast(tf.shape(q)[0], tf.float32)
+        if sample_weight is not None:
+            q = q * tf.reshape(sample_weight, [-1])
+        return tf.cast(partner_weight, tf.float32) * tf.reduce_sum(q) / count
+
+    # ------------------------------------------------------------ helpers
+
+    def _resolve_from_logits(self, model):
+        if self.from_logits is not None:
+            return self.from_logits
+        loss = getattr(model, "loss", None)
+        if isinstance(loss, str):
+            return False
+        if hasattr(loss, "from_logits"):
+            return bool(loss.from_logits)
+        raise ValueError(
+            "MixupE cannot tell whether the model outputs logits or "
+            f"probabilities from the compiled loss {loss!r}; pass "
+            "`MixupE(from_logits=True)` for logits or `from_logits=False` "
+            "for a softmax output."
+        )
+
+    def _subset(self, x, y, sample_weight, seed):
+        if self.batch_fraction == 1.0:
+            return x, y, sample_weight
+        first = tf.nest.flatten(x)[0]
+        static = first.shape[0]
+        batch = tf.shape(first)[0]
+        if static is not None:
+            k = max(1, round(self.batch_fraction * static))
+        else:
+            k = tf.maximum(
+                1, tf.cast(tf.round(self.batch_fraction * tf.cast(batch, tf.float32)), tf.int32)
+            )
+        index = random_permutation(batch, fold_seed(seed, -2))[:k]
+        take = lambda t: None if t is None else tf.gather(t, index)
+        return tf.nest.map_structure(take, x), take(y), take(sample_weight)
+
+    def _update_input_mean(self, x):
+        x = tf.stop_gradient(tf.cast(x, tf.float32))
+        total = tf.reduce_sum(x, axis=0)
+        count = tf.cast(tf.shape(x)[0], tf.float32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            total, count = context.all_reduce("sum", [total, count])
+        n = self.input_count + count
+        self.input_mean.assign(self.input_mean + (total - count * self.input_mean) / n)
+        self.input_count.assign(n)

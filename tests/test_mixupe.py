@@ -1,0 +1,298 @@
+"""MixupE: the regularizer against a float64 NumPy reference, and in training."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+import keras_mixup
+from keras_mixup import MixupE, MixupModel
+from keras_mixup.layers import CutMix, MixUp
+
+ALPHA = 2.0
+PARTNER = ALPHA / (2 * ALPHA + 1)  # E[1 − λ] for α = β
+
+
+def tiny_mlp(seed=0, softmax=False):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(5, activation="tanh")(inputs)
+    out = keras.layers.Dense(3, activation="softmax" if softmax else None)(h)
+    return keras.Model(inputs, out)
+
+
+def np_forward(model, x):
+    """Logits, hidden activations and the kernels of `tiny_mlp`, float64
+    (``model`` may also be its list of weights)."""
+    weights = model if isinstance(model, list) else model.get_weights()
+    k1, b1, k2, b2 = (np.asarray(w, np.float64) for w in weights)
+    h = np.tanh(x @ k1 + b1)
+    return h @ k2 + b2, h, k1, k2
+
+
+def np_penalty(model, x, y1h, mode, x_mean=None):
+    f, h, k1, k2 = np_forward(model, x.astype(np.float64))
+    p = np.exp(f - f.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    if mode == "fast":
+        q = ((y1h - p) * f).sum(1)
+    else:
+        jvp = (((x_mean - x) @ k1) * (1 - h**2)) @ k2
+        q = ((p - y1h) * jvp).sum(1)
+    return PARTNER * np.abs(q).mean(), p
+
+
+def wrap(model, mode, eta=0.1, fraction=1.0, **kwargs):
+    return MixupModel(
+        model,
+        mixer=MixUp(alpha=ALPHA),
+        regularizer=MixupE(eta=eta, mode=mode, batch_fraction=fraction, **kwargs),
+        seed=0,
+    )
+
+
+def data(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 4)).astype("float32"), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_penalty_matches_numpy(mode):
+    x, y = data()
+    mm = wrap(tiny_mlp(), mode)
+    mm.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x_mean = None
+    if mode == "exact":  # a running mean that already averages 10 examples
+        prior = np.random.default_rng(1).normal(size=4)
+        mm.regularizer.input_mean.assign(prior)
+        mm.regularizer.input_count.assign(10.0)
+        x_mean = (10 * prior + x.sum(0)) / (10 + len(x))
+    reg = mm.regularizer.penalty(
+        mm, x, y, None, tf.constant([1, 2], tf.int64), PARTNER
+    )
+    expected, _ = np_penalty(mm.model, x, np.eye(3)[y], mode, x_mean)
+    np.testing.assert_allclose(float(reg), expected, rtol=1e-5)
+    if mode == "exact":
+        np.testing.assert_allclose(mm.regularizer.input_mean.numpy(), x_mean, rtol=1e-5)
+        assert float(mm.regularizer.input_count.numpy()) == 10 + len(x)
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_training_step_matches_numpy_gradient(mode):
+    """Batch size 1 makes the pairing trivial (x̃ = x), so one SGD step must
+    move the weights by −lr·η̂·∇(L + η·R) with η̂ = L / (L + η·R), and the
+    reported loss must equal L: the η̂ scaling keeps the loss's magnitude."""
+    x, y = data(1)
+    y1h = np.eye(3)[y]
+    eta, lr = 0.5, 0.1
+    mm = wrap(tiny_mlp(1), mode, eta=eta)
+    mm.compile(keras.optimizers.SGD(lr),
+               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = [np.asarray(w, np.float64) for w in mm.model.get_weights()]
+    x_mean = x[0].astype(np.float64) + 0.0
+    if mode == "exact":
+        mm.regularizer.input_mean.assign([0.3, -0.2, 0.1, 0.5])
+        mm.regularizer.input_count.assign(3.0)
+        x_mean = (3 * np.array([0.3, -0.2, 0.1, 0.5]) + x[0]) / 4
+
+    def objective(weights):
+        reg, p = np_penalty(weights, x, y1h, mode, x_mean)
+        return -np.log(p[0, y[0]]), reg
+
+    loss, reg = objective(before)
+    scale = loss / (loss + eta * reg)
+    def total(weights):
+        loss, reg = objective(weights)
+        return loss + eta * reg
+
+    grads = []
+    for k, w in enumerate(before):  # central differences of L + η·R, float64
+        g = np.zeros_like(w)
+        for i in np.ndindex(w.shape):
+            plus = [v.copy() for v in before]
+            minus = [v.copy() for v in before]
+            plus[k][i] += 1e-6
+            minus[k][i] -= 1e-6
+            g[i] = (total(plus) - total(minus)) / 2e-6
+        grads.append(g)
+    logs = mm.train_on_batch(x, y, return_dict=True)
+    np.testing.assert_allclose(logs["loss"], loss, rtol=1e-5)
+    np.testing.assert_allclose(logs["mixupe_reg"], reg, rtol=1e-4)
+    np.testing.assert_allclose(logs["mixupe_scale"], scale, rtol=1e-5)
+    after = mm.model.get_weights()
+    for w0, w1, g in zip(before, after, grads):
+        assert np.abs(g).max() > 0  # every weight gets a gradient
+        np.testing.assert_allclose(w1, w0 - lr * scale * g, atol=2e-6)
+
+
+def conv_model():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(4, 3, activation="gelu")(inputs)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    return keras.Model(inputs, keras.layers.Dense(3)(h))
+
+
+def test_exact_jvp_equals_finite_difference_directional_derivative():
+    mm = MixupModel(conv_model(), mixer=MixUp(alpha=ALPHA),
+                    regularizer=MixupE(mode="exact"), seed=0)
+    mm.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5, 6, 6, 2)).astype("float32")
+    y = np.eye(3, dtype="float32")[[0, 1, 2, 1, 0]]
+    reg = float(mm.regularizer.penalty(mm, x, y, None, tf.constant([0, 0], tf.int64), 1.0))
+    t = mm.regularizer.input_mean.numpy()[None] - x  # x̄ = the batch mean now
+    eps = 1e-2
+    f = mm.model.predict(x, verbose=0).astype(np.float64)
+    df = (mm.model.predict(x + eps * t, verbose=0).astype(np.float64)
+          - mm.model.predict(x - eps * t, verbose=0).astype(np.float64)) / (2 * eps)
+    p = np.exp(f) / np.exp(f).sum(1, keepdims=True)
+    expected = np.abs(((p - y) * df).sum(1)).mean()
+    np.testing.assert_allclose(reg, expected, rtol=2e-3)
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_softmax_output_gives_the_same_penalty_as_logits(mode):
+    x, y = data()
+    seed = tf.constant([0, 0], tf.int64)
+    values = []
+    for softmax, loss in [(False, keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+                          (True, "sparse_categorical_crossentropy")]:
+        mm = wrap(tiny_mlp(softmax=softmax), mode)
+        mm.compile("sgd", loss)  # from_logits read from the loss
+        values.append(float(mm.regularizer.penalty(mm, x, y, None, seed, PARTNER)))
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-5)
+
+
+def test_labels_and_weights():
+    x, y = data(8)
+    mm = wrap(tiny_mlp(), "fast")
+    mm.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    seed = tf.constant([0, 0], tf.int64)
+    pen = lambda *a: float(mm.regularizer.penalty(mm, *a, seed, 1.0))  # noqa: E731
+    sparse = pen(x, y, None)
+    np.testing.assert_allclose(pen(x, np.eye(3, dtype="float32")[y], None), sparse, rtol=1e-6)
+    np.testing.assert_allclose(pen(x, y[:, None], None), sparse, rtol=1e-6)
+    w = np.linspace(0, 2, 8).astype("float32")
+    _, p = np_penalty(mm.model, x, np.eye(3)[y], "fast")
+    f = np_forward(mm.model, x.astype(np.float64))[0]
+    q = np.abs(((np.eye(3)[y] - p) * f).sum(1))
+    np.testing.assert_allclose(pen(x, y, w), (w * q).sum() / 8, rtol=1e-5)
+
+
+def test_batch_fraction_is_an_unbiased_estimate_on_a_subset():
+    x, y = data(16, seed=5)
+    mm = wrap(tiny_mlp(), "fast", fraction=0.25)
+    mm.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    full, _ = np_penalty(mm.model, x, np.eye(3)[y], "fast")
+    f = np_forward(mm.model, x.astype(np.float64))[0]
+    p = np.exp(f) / np.exp(f).sum(1, keepdims=True)
+    q = PARTNER * np.abs(((np.eye(3)[y] - p) * f).sum(1))
+
+    @tf.function
+    def estimate(i):
+        return mm.regularizer.penalty(mm, x, y, None, tf.stack([i, 9]), PARTNER)
+
+    n = 400
+    draws = np.array([float(estimate(tf.constant(i, tf.int64))) for i in range(n)])
+    # Each draw is the mean of 4 of the 16 values: the possible means are
+    # exactly the 4-subsets, and their spread follows sampling without
+    # replacement.
+    sd = np.sqrt(q.var() / 4 * (16 - 4) / (16 - 1))
+    assert abs(draws.mean() - full) < 5 * sd / np.sqrt(n)
+    subsets = {round(v, 5) for v in draws}
+    assert len(subsets) > 50  # the subset changes with the seed
+    assert draws.std() == pytest.approx(sd, rel=0.2)
+
+
+def test_partner_weight_follows_the_chosen_site_and_schedule():
+    inputs = keras.Input((8, 8, 1))
+    h = CutMix(alpha=1.0)(inputs)
+    h = keras.layers.Conv2D(2, 3)(h)
+    h = MixUp(alpha=0.5, beta=2.0)(h)
+    out = keras.layers.Dense(3)(keras.layers.Flatten()(h))
+    mm = MixupModel(keras.Model(inputs, out), regularizer=MixupE(), seed=0)
+    np.testing.assert_allclose(float(mm._partner_weight(tf.constant(0))), 1 / 3, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(mm._partner_weight(tf.constant(1))), 2 * 0.5 * 2 / (2.5 * 3.5), rtol=1e-6
+    )
+    mm.sites[1].enabled.assign(0.0)
+    assert float(mm._partner_weight(tf.constant(1))) == 0.0
+    mix = keras_mixup.layers.RandomMix([MixUp(alpha=1.0), CutMix(alpha=3.0)],
+                                       weights=[1, 3], rate=0.5)
+    np.testing.assert_allclose(
+        float(mix.expected_partner_weight()), 0.5 * (0.25 / 3 + 0.75 * 3 / 7), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_fit_with_xla_manifold_sites_and_save_load(mode, tmp_path):
+    inputs = keras.Input((8, 8, 1))
+    h = MixUp(alpha=1.0)(inputs)
+    h = keras.layers.Conv2D(4, 3, activation="relu")(h)
+    h = CutMix(alpha=1.0)(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    out = keras.layers.Dense(3)(h)
+    mm = MixupModel(keras.Model(inputs, out), seed=1,
+                    regularizer=MixupE(eta=0.1, mode=mode, batch_fraction=0.5))
+    mm.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+               jit_compile=True)
+    x = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
+    y = np.arange(40) % 3
+    logs = mm.fit(x, y, batch_size=16, epochs=2, verbose=0).history  # short last batch
+    assert np.isfinite(logs["loss"]).all() and min(logs["mixupe_reg"]) > 0
+    assert 0 < min(logs["mixupe_scale"]) <= max(logs["mixupe_scale"]) <= 1.0
+    path = str(tmp_path / "m.keras")
+    mm.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), mm.predict(x, verbose=0))
+    assert loaded.regularizer.get_config() == mm.regularizer.get_config()
+    if mode == "exact":
+        np.testing.assert_allclose(loaded.regularizer.input_mean.numpy(),
+                                   mm.regularizer.input_mean.numpy())
+        np.testing.assert_allclose(loaded.regularizer.input_mean.numpy(), x.mean(0), atol=1e-5)
+
+
+def test_mirrored_strategy_mean_is_global():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        mm = wrap(tiny_mlp(), "exact", fraction=0.5)
+        mm.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = data(32)
+    logs = mm.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    assert np.isfinite(logs["mixupe_reg"]).all()
+    np.testing.assert_allclose(mm.regularizer.input_mean.numpy(), x.mean(0), atol=1e-5)
+    assert float(mm.regularizer.input_count.numpy()) == 32
+
+
+def test_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mm = wrap(tiny_mlp(), "exact")
+        mm.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                   jit_compile=True)
+        x, y = data(16)
+        logs = mm.fit(x, y, batch_size=8, epochs=1, verbose=0).history
+        assert np.isfinite(logs["loss"]).all() and np.isfinite(logs["mixupe_reg"]).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="eta"):
+        MixupE(eta=-1)
+    with pytest.raises(ValueError, match="mode"):
+        MixupE(mode="slow")
+    with pytest.raises(ValueError, match="batch_fraction"):
+        MixupE(batch_fraction=0.0)
+    with pytest.raises(TypeError, match="MixupE"):
+        MixupModel(tiny_mlp(), mixer=MixUp(), regularizer="mixupe")
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    two = keras.Model([a, b], keras.layers.Dense(3)(keras.layers.Concatenate()([a, b])))
+    with pytest.raises(ValueError, match="one input of known shape"):
+        MixupModel(two, mixer=MixUp(), regularizer=MixupE(mode="exact"))
+    mm = wrap(tiny_mlp(), "fast")
+    mm.compile("sgd", lambda y_true, y_pred: tf.reduce_mean(tf.square(y_pred)))
+    x, y = data(4)
+    with pytest.raises(ValueError, match="from_logits"):
+        mm.train_on_batch(x, np.eye(3, dtype="float32")[y])
