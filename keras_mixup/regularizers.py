@@ -28,6 +28,29 @@ def _single(value, what):
     return leaves[0]
 
 
+def _jvp(fn, x, tangent):
+    """``fn(x)`` and the Jacobian-vector product ``J_fn(x)·tangent``.
+
+    Computed with the double-backward trick: the vector-Jacobian product
+    ``u ↦ J^T u`` is linear in ``u``, so its gradient with respect to ``u``
+    along ``tangent`` is ``J·tangent`` — exactly what forward mode gives
+    (bit for bit in our tests). `tf.autodiff.ForwardAccumulator` is the
+    direct route but, under XLA, its convolution rules turn the kernels into
+    compile-time constants: the step recompiles whenever the weights change
+    (1.4 s per step on a one-conv model on CPU), and without XLA it was 1.6x
+    slower on the benchmark CNN. Every op here is an ordinary gradient op,
+    and the result stays differentiable with respect to the weights.
+    """
+    with tf.GradientTape() as along_u:
+        with tf.GradientTape() as along_x:
+            along_x.watch(x)
+            f = fn(x)
+        u = tf.zeros_like(f)
+        along_u.watch(u)
+        vjp = along_x.gradient(f, x, output_gradients=u)
+    return f, along_u.gradient(vjp, u, output_gradients=tangent)
+
+
 @keras.saving.register_keras_serializable(package="keras_mixup")
 class MixupE(keras.layers.Layer):
     """MixupE: adds a directional-derivative term to the mixup loss.
@@ -43,7 +66,8 @@ class MixupE(keras.layers.Layer):
     - ``mode="fast"`` (the paper's practical version):
       ``q̂ᵢ = (yᵢ − softmax(fᵢ))ᵀ fᵢ``, one extra forward pass;
     - ``mode="exact"``: ``qᵢ = (softmax(fᵢ) − yᵢ)ᵀ J_f(xᵢ)(x̄ − xᵢ)``, a
-      Jacobian-vector product by forward-mode autodiff, with ``x̄`` the
+      Jacobian-vector product (the forward-mode derivative, computed by the
+      double-backward trick, which compiles well with XLA), with ``x̄`` the
       running mean of the training inputs (kept in this layer's weights,
       saved with the model).
 
@@ -211,9 +235,7 @@ class MixupE(keras.layers.Layer):
         else:
             x = tf.cast(x, tf.float32)
             tangent = tf.stop_gradient(self.input_mean - x)
-            with tf.autodiff.ForwardAccumulator(x, tangent) as acc:
-                f = logits_of(x)
-            direction = acc.jvp(f)
+            f, direction = _jvp(logits_of, x, tangent)
         p = tf.nn.softmax(f)
         if _is_class_ids(y):
             ids = tf.reshape(tf.cast(y, tf.int32), [-1])

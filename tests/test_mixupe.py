@@ -1,9 +1,9 @@
 """MixupE: the regularizer against a float64 NumPy reference, and in training."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 import keras_mixup
 from keras_mixup import MixupE, MixupModel
@@ -151,6 +151,22 @@ def test_exact_jvp_equals_finite_difference_directional_derivative():
     np.testing.assert_allclose(reg, expected, rtol=2e-3)
 
 
+def test_jvp_equals_forward_mode():
+    from keras_mixup.regularizers import _jvp
+
+    net = conv_model()
+    rng = np.random.default_rng(6)
+    x = tf.constant(rng.normal(size=(4, 6, 6, 2)), tf.float32)
+    t = tf.constant(rng.normal(size=(4, 6, 6, 2)), tf.float32)
+    with tf.autodiff.ForwardAccumulator(x, t) as acc:
+        f = net(x, training=True)
+    expected = acc.jvp(f)
+    got_f, got = tf.function(lambda: _jvp(lambda v: net(v, training=True), x, t),
+                             jit_compile=True)()
+    np.testing.assert_allclose(got_f, f, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_softmax_output_gives_the_same_penalty_as_logits(mode):
     x, y = data()
@@ -169,7 +185,7 @@ def test_labels_and_weights():
     mm = wrap(tiny_mlp(), "fast")
     mm.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     seed = tf.constant([0, 0], tf.int64)
-    pen = lambda *a: float(mm.regularizer.penalty(mm, *a, seed, 1.0))  # noqa: E731
+    pen = lambda *a: float(mm.regularizer.penalty(mm, *a, seed, 1.0))
     sparse = pen(x, y, None)
     np.testing.assert_allclose(pen(x, np.eye(3, dtype="float32")[y], None), sparse, rtol=1e-6)
     np.testing.assert_allclose(pen(x, y[:, None], None), sparse, rtol=1e-6)
@@ -225,6 +241,7 @@ def test_partner_weight_follows_the_chosen_site_and_schedule():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_fit_with_xla_manifold_sites_and_save_load(mode, tmp_path):
     inputs = keras.Input((8, 8, 1))

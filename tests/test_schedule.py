@@ -1,9 +1,9 @@
 """MixupSchedule: mixing provably stops, α changes per epoch, nothing retraces."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 from keras_mixup import MixupModel
 from keras_mixup.callbacks import MixupSchedule
