@@ -450,3 +450,14 @@ def test_site_gradient_matches_autodiff_of_the_plan(make):
     assert not np.allclose(outs[0][0], x.numpy())  # it mixed
     np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-6)
     np.testing.assert_allclose(outs[0][1], outs[1][1], atol=1e-5)
+
+
+def test_integer_inputs_are_refused_when_the_model_is_built():
+    tokens = keras.Input((10,), dtype="int32")
+    with pytest.raises(TypeError, match="Embedding"):
+        keras_mixup.layers.MixUp(alpha=0.4)(tokens)
+    with pytest.raises(TypeError, match="embeddings"):
+        keras_mixup.layers.CutMix(alpha=1.0)(keras.Input((10, 4), dtype="int32"))
+    # Mixing the embeddings is fine.
+    h = keras_mixup.layers.MixUp(alpha=0.4)(keras.layers.Embedding(50, 8)(tokens))
+    assert tuple(h.shape) == (None, 10, 8)

@@ -17,6 +17,11 @@ from keras_mixup.ops.random import check_concentration, check_seed, fold_seed
 _DICT_KEYS = ("images", "labels", "sample_weight", "segmentation_masks")
 
 
+def spec(x):
+    """``(tf.TensorShape, tf.DType)`` of a tensor or a symbolic KerasTensor."""
+    return tf.TensorShape(x.shape), tf.as_dtype(keras.backend.standardize_dtype(x.dtype))
+
+
 def _static_batch(t):
     return t.shape[0] if t.shape.rank else None
 
@@ -190,6 +195,8 @@ class BaseMixingLayer(keras.layers.Layer):
 
     def compute_output_spec(self, inputs, labels=None, sample_weight=None, training=True):
         data, pack = self._unpack(inputs, labels, sample_weight)
+        # Refuse what cannot be mixed when the model is built, not at fit().
+        self._check_inputs(data["images"])
         out = dict(data)
         out["images"] = tf.nest.map_structure(
             lambda s: keras.KerasTensor(s.shape, self.compute_dtype), data["images"]
@@ -270,7 +277,8 @@ class BaseMixingLayer(keras.layers.Layer):
         if not leaves:
             raise ValueError(f"{name} got no input tensors to mix.")
         for x in leaves:
-            if x.shape.rank is not None and x.shape.rank < 2:
+            shape, _ = spec(x)
+            if shape.rank is not None and shape.rank < 2:
                 raise ValueError(
                     f"{name} mixes batches: inputs need a batch axis and at "
                     f"least one feature axis; got shape {tuple(x.shape)}. "

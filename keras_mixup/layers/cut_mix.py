@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_mixup.layers.base import BaseMixingLayer
+from keras_mixup.layers.base import BaseMixingLayer, spec
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import box_mask, segment_mask
 from keras_mixup.ops.random import (
@@ -128,10 +128,18 @@ class CutMix(BaseMixingLayer):
                 f"of tensors (got {type(x).__name__}). Use MixUp to mix "
                 "several model inputs together."
             )
-        rank = x.shape.rank
+        shape, dtype = spec(x)
+        if not (dtype.is_floating or dtype == tf.uint8):
+            raise TypeError(
+                f"CutMix takes float or uint8 inputs; got {dtype.name}. "
+                "Cast the inputs to float32 if they are numbers; token ids "
+                "cannot be cut and pasted meaningfully — mix their embeddings "
+                "instead (a MixUp or CutMix site after the `Embedding` layer)."
+            )
+        rank = shape.rank
         if rank == 2:
             raise ValueError(
-                f"CutMix got inputs of shape {tuple(x.shape)}: rank 2 "
+                f"CutMix got inputs of shape {tuple(shape)}: rank 2 "
                 "(batch, features) has no spatial or time axis to cut. Use "
                 "MixUp for tabular data; CutMix takes images (B, H, W, C) or "
                 "sequences (B, T, D)."
@@ -139,17 +147,12 @@ class CutMix(BaseMixingLayer):
         if rank not in (3, 4):
             raise ValueError(
                 f"CutMix takes images (B, H, W, C) or sequences (B, T, D); "
-                f"got inputs of shape {tuple(x.shape)}."
+                f"got inputs of shape {tuple(shape)}."
             )
-        if not (x.dtype.is_floating or x.dtype == tf.uint8):
-            raise TypeError(
-                f"CutMix takes float or uint8 inputs; got {x.dtype.name}. "
-                "Cast the inputs to float32 (for token ids, mix embeddings)."
-            )
-        if self.compute_dtype == "uint8" and x.dtype != tf.uint8:
+        if self.compute_dtype == "uint8" and dtype != tf.uint8:
             raise TypeError(
                 f"CutMix(dtype='uint8') keeps uint8 images exact, but got "
-                f"{x.dtype.name} inputs; leave `dtype` unset for float inputs."
+                f"{dtype.name} inputs; leave `dtype` unset for float inputs."
             )
 
     def _check_segmentation_masks(self, masks, images):

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_mixup.layers.base import BaseMixingLayer
+from keras_mixup.layers.base import BaseMixingLayer, spec
 from keras_mixup.ops.random import (
     fold_seed,
     random_permutation,
@@ -122,10 +122,11 @@ class MixUp(BaseMixingLayer):
     def _check_inputs(self, inputs):
         super()._check_inputs(inputs)
         for x in tf.nest.flatten(inputs):
-            if x.dtype.is_floating or x.dtype == tf.uint8:
+            _, dtype = spec(x)
+            if dtype.is_floating or dtype == tf.uint8:
                 continue
             raise TypeError(
-                f"MixUp cannot interpolate inputs of dtype {x.dtype.name}: "
+                f"MixUp cannot interpolate inputs of dtype {dtype.name}: "
                 "averaging integer ids (e.g. tokens) gives meaningless ids. "
                 "Mix their embeddings instead — place the mixing after the "
                 "`Embedding` layer — or cast the inputs to float if they "

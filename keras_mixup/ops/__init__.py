@@ -10,6 +10,7 @@ from keras_mixup.ops.mixing import (
 from keras_mixup.ops.random import (
     as_seed,
     flip_pairing,
+    fold_seed,
     log_gamma,
     random_permutation,
     sample_beta,
@@ -21,6 +22,7 @@ __all__ = [
     "blend",
     "box_mask",
     "flip_pairing",
+    "fold_seed",
     "interpolate",
     "log_gamma",
     "one_hot",
