@@ -289,7 +289,20 @@ class MixupE(keras.layers.Layer):
         count = tf.cast(tf.shape(x)[0], tf.float32)
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
-            total, count = context.all_reduce("sum", [total, count])
+            # One update from the sums of all replicas, made in a merge_call:
+            # the replicas meet there, so this reduction cannot interleave
+            # with the gradients' all-reduce in a different order per replica.
+            context.merge_call(self._merged_update, args=(total, count))
+        else:
+            self._assign_mean(total, count)
+
+    def _merged_update(self, strategy, total, count):
+        total, count = strategy.extended.batch_reduce_to(
+            tf.distribute.ReduceOp.SUM, [(total, total), (count, count)]
+        )
+        self._assign_mean(total, count)
+
+    def _assign_mean(self, total, count):
         n = self.input_count + count
         self.input_mean.assign(self.input_mean + (total - count * self.input_mean) / n)
         self.input_count.assign(n)

@@ -28,3 +28,15 @@ def id_images():
         x = np.broadcast_to(np.arange(batch).reshape(-1, 1, 1, 1), (batch, h, w, c))
         return np.ascontiguousarray(x).astype(dtype)
     return make
+
+
+@pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy over the two logical CPUs, shared by all tests.
+
+    With TF 2.21 / Keras 3.15, the fit() of a second MirroredStrategy in the
+    same process fails ("Shape mismatch in the collective instance 100"),
+    even for two plain Keras models: each strategy numbers its collectives
+    from the same start. Sharing one strategy keeps the numbering going.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

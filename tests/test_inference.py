@@ -397,10 +397,10 @@ def test_training_means_of_batches_equal_numpy():
         np.testing.assert_allclose(y_mean, freq, rtol=1e-6)
 
 
-def test_training_means_under_mirrored_strategy():
+def test_training_means_under_mirrored_strategy(mirrored):
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) >= 2, "tests/conftest.py configures 2 logical CPUs"
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = mirrored
     assert strategy.num_replicas_in_sync == 2
     x, y, freq = stats_data(n=37)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)

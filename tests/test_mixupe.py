@@ -270,8 +270,8 @@ def test_fit_with_xla_manifold_sites_and_save_load(mode, tmp_path):
         np.testing.assert_allclose(loaded.regularizer.input_mean.numpy(), x.mean(0), atol=1e-5)
 
 
-def test_mirrored_strategy_mean_is_global():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_mirrored_strategy_mean_is_global(mirrored):
+    strategy = mirrored
     with strategy.scope():
         mm = wrap(tiny_mlp(), "exact", fraction=0.5)
         mm.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))

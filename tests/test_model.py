@@ -321,8 +321,8 @@ class CrossShardMass(keras.metrics.Metric):
         return self.cross
 
 
-def test_mirrored_strategy_each_replica_mixes_its_own_examples():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_mirrored_strategy_each_replica_mixes_its_own_examples(mirrored):
+    strategy = mirrored
     with strategy.scope():
         model = keras_mixup.MixupModel(two_site_model(record=False), seed=4)
         metric = CrossShardMass(B // 2)
