@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.sites import MixingScope
+from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.mixing import blend, per_example
 from keras_mixup.ops.random import check_seed, check_weights, choose, fold_seed
 from keras_mixup.regularizers import MixupE
@@ -29,12 +30,6 @@ def find_sites(model):
         children = layer._flatten_layers(include_self=False, recursive=False)
         stack.extend(reversed(list(children)))
     return sites
-
-
-def _is_class_ids(y):
-    return y.dtype.is_integer and (
-        y.shape.rank == 1 or (y.shape.rank == 2 and y.shape[-1] == 1)
-    )
 
 
 @keras.saving.register_keras_serializable(package="keras_mixup")
@@ -220,18 +215,18 @@ class MixupModel(keras.Model):
 
         def own(t):
             t = tf.convert_to_tensor(t)
-            if _is_class_ids(t):
+            if is_class_ids(t):
                 return t
             t = tf.cast(t, tf.float32)
             return blend(t, index, per_example(lam, t.shape.rank))
 
         def partner(t, mixed):
             t = tf.convert_to_tensor(t)
-            return tf.gather(t, index) if _is_class_ids(t) else mixed
+            return tf.gather(t, index) if is_class_ids(t) else mixed
 
         def dominant(t, mixed):
             t = tf.convert_to_tensor(t)
-            if not _is_class_ids(t):
+            if not is_class_ids(t):
                 return mixed
             keep = per_example(lam >= 0.5, t.shape.rank)
             return tf.where(keep, t, tf.gather(t, index))

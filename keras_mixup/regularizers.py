@@ -6,15 +6,10 @@ import keras
 import tensorflow as tf
 
 from keras_mixup.layers.sites import MixingScope
+from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.random import fold_seed, random_permutation
 
 _MODES = ("fast", "exact")
-
-
-def _is_class_ids(y):
-    return y.dtype.is_integer and (
-        y.shape.rank == 1 or (y.shape.rank == 2 and y.shape[-1] == 1)
-    )
 
 
 def _single(value, what):
@@ -237,7 +232,7 @@ class MixupE(keras.layers.Layer):
             tangent = tf.stop_gradient(self.input_mean - x)
             f, direction = _jvp(logits_of, x, tangent)
         p = tf.nn.softmax(f)
-        if _is_class_ids(y):
+        if is_class_ids(y):
             ids = tf.reshape(tf.cast(y, tf.int32), [-1])
             own = tf.gather(direction, ids[:, None], batch_dims=1)[:, 0]
             q = tf.reduce_sum(p * direction, axis=-1) - own

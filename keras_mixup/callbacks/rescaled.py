@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras_mixup.layers.mix_up import MixUp
 from keras_mixup.layers.random_mix import RandomMix
 from keras_mixup.model import MixupModel, find_sites
+from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.theta import theta_bar
 from keras_mixup.rescaled import RescaledModel, check_space
 
@@ -34,12 +35,6 @@ def _check_single_input(x):
         )
 
 
-def _is_class_ids(y):
-    return y.dtype.is_integer and (
-        y.shape.rank == 1 or (y.shape.rank == 2 and y.shape[-1] == 1)
-    )
-
-
 def _num_classes_or_fail(num_classes):
     if num_classes is None:
         raise ValueError(
@@ -57,7 +52,7 @@ def _batch_sums(x, y, num_classes):
     count = tf.cast(tf.shape(x)[0], tf.float64)
     x_sum = tf.cast(tf.reduce_sum(x, axis=0), tf.float64)
     y = tf.convert_to_tensor(y)
-    if _is_class_ids(y):
+    if is_class_ids(y):
         classes = _num_classes_or_fail(num_classes)
         ids = tf.reshape(tf.cast(y, tf.int32), [-1])
         ids = tf.where((ids >= 0) & (ids < classes), ids, -1)  # -1: dropped

@@ -5,6 +5,13 @@ import numbers
 import tensorflow as tf
 
 
+def is_class_ids(labels):
+    """Whether ``labels`` are integer class ids, shape ``(B,)`` or ``(B, 1)``."""
+    return labels.dtype.is_integer and (
+        labels.shape.rank == 1 or (labels.shape.rank == 2 and labels.shape[-1] == 1)
+    )
+
+
 def check_label_smoothing(label_smoothing):
     """Raises unless ``0 <= label_smoothing < 1``; returns it as a float."""
     if isinstance(label_smoothing, bool) or not isinstance(
