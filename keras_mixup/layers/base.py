@@ -22,6 +22,20 @@ def spec(x):
     return tf.TensorShape(x.shape), tf.as_dtype(keras.backend.standardize_dtype(x.dtype))
 
 
+def identity_where_off(plan, on):
+    """The plan where ``on`` (a bool scalar or ``(B,)``), the identity elsewhere:
+    own index, λ = 1, full mask."""
+    batch = tf.shape(plan["index"])[0]
+    on = tf.broadcast_to(on, [batch])
+    out = dict(plan)
+    out["index"] = tf.where(on, plan["index"], tf.range(batch, dtype=plan["index"].dtype))
+    out["lam"] = tf.where(on, plan["lam"], tf.ones_like(plan["lam"]))
+    if "mask" in plan:
+        mask = plan["mask"]
+        out["mask"] = tf.where(per_example(on, mask.shape.rank), mask, tf.ones_like(mask))
+    return out
+
+
 def _static_batch(t):
     return t.shape[0] if t.shape.rank else None
 
@@ -96,15 +110,7 @@ class BaseMixingLayer(keras.layers.Layer):
 
     def plan(self, inputs, seed):
         """`sample_plan`, or the identity plan while mixing is disabled."""
-        plan = dict(self.sample_plan(inputs, seed))
-        on = self.enabled > 0.5
-        plan["index"] = tf.where(
-            on, plan["index"], tf.range(tf.shape(plan["index"])[0], dtype=plan["index"].dtype)
-        )
-        plan["lam"] = tf.where(on, plan["lam"], tf.ones_like(plan["lam"]))
-        if "mask" in plan:
-            plan["mask"] = tf.where(on, plan["mask"], tf.ones_like(plan["mask"]))
-        return plan
+        return identity_where_off(self.sample_plan(inputs, seed), self.enabled > 0.5)
 
     def _set_concentration(self, alpha, beta):
         """Sets ``alpha``/``beta`` (the configured values) and the

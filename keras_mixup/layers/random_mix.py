@@ -5,7 +5,7 @@ import numbers
 import keras
 import tensorflow as tf
 
-from keras_mixup.layers.base import BaseMixingLayer
+from keras_mixup.layers.base import BaseMixingLayer, identity_where_off
 from keras_mixup.layers.cut_mix import CutMix
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import per_example
@@ -165,13 +165,10 @@ class RandomMix(BaseMixingLayer):
         choice = tf.broadcast_to(choice, [batch])
         mix = tf.broadcast_to(mix, [batch])
         onehot = tf.one_hot(choice, len(plans), dtype=tf.float32)  # (B, K)
-        keep = tf.cast(mix, tf.float32)
 
         stacked = tf.stack([p["index"] for p in plans], axis=1)  # (B, K)
         index = tf.gather(stacked, choice[:, None], batch_dims=1)[:, 0]
-        index = tf.where(mix, index, tf.range(batch, dtype=index.dtype))
         lam = tf.reduce_sum(tf.stack([p["lam"] for p in plans], 1) * onehot, 1)
-        lam = 1.0 - keep * (1.0 - lam)
         plan = {"index": index, "lam": lam}
 
         if any("mask" in p for p in plans):
@@ -180,5 +177,7 @@ class RandomMix(BaseMixingLayer):
             for k, p in enumerate(plans):
                 m = p["mask"] if "mask" in p else per_example(p["lam"], rank)
                 mask += per_example(onehot[:, k], rank) * m
-            plan["mask"] = 1.0 - per_example(keep, rank) * (1.0 - mask)
+            plan["mask"] = mask
+        # Examples that are not mixed (probability 1 - rate) keep themselves.
+        plan = identity_where_off(plan, mix)
         return plan
