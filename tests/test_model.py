@@ -421,14 +421,17 @@ def test_multi_worker_mirrored_strategy_on_loopback(tmp_path):
     assert all(a != b for a, b in zip(results[0]["seeds"], results[1]["seeds"]))
 
 
+@pytest.mark.parametrize("run", ["eager", "graph", "xla"])
 @pytest.mark.parametrize("make", [
     lambda: MixUp(1.0),
     lambda: CutMix(1.0),
     lambda: keras_mixup.layers.RandomMix([MixUp(1.0), CutMix()], per_sample=True),
 ], ids=["mixup", "cutmix", "random"])
-def test_site_gradient_matches_autodiff_of_the_plan(make):
-    # A site's fused forward has a hand-written gradient; it must equal the
-    # automatic gradient of applying the same plan.
+def test_site_gradient_matches_autodiff_of_the_plan(make, run):
+    # A site samples and mixes in one compiled call with a hand-written
+    # gradient (the blend's transpose); it must equal the automatic gradient
+    # of applying the same plan — also inside the tf.cond that picks the
+    # site of a multi-site step, and inside an XLA train step.
     from keras_mixup.layers.sites import MixingScope
     from keras_mixup.ops.random import fold_seed
 
@@ -436,20 +439,25 @@ def test_site_gradient_matches_autodiff_of_the_plan(make):
     x = tf.constant(np.random.RandomState(0).rand(6, 5, 4, 3).astype("float32"))
     upstream = tf.constant(np.random.RandomState(1).rand(6, 5, 4, 3).astype("float32"))
     seed = tf.constant([1, 2], tf.int64)
-    outs = []
-    for fused in (True, False):
-        with MixingScope({id(layer): 0}, seed, tf.constant(0)):
+
+    def grads(x, fused):
+        # Two site ids, so the layer mixes inside a tf.cond on the choice.
+        with MixingScope({id(layer): 0, -1: 1}, seed, tf.constant(0)):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 if fused:
                     y = layer(x, training=True)
                 else:
-                    y = layer.mix_inputs(layer.sample_plan(x, fold_seed(seed, 0)), x)
+                    y = layer.mix_inputs(layer.plan(x, fold_seed(seed, 0)), x)
                 loss = tf.reduce_sum(y * upstream)
-            outs.append((y.numpy(), tape.gradient(loss, x).numpy()))
-    assert not np.allclose(outs[0][0], x.numpy())  # it mixed
-    np.testing.assert_allclose(outs[0][0], outs[1][0], atol=1e-6)
-    np.testing.assert_allclose(outs[0][1], outs[1][1], atol=1e-5)
+        return y, tape.gradient(loss, x)
+
+    if run != "eager":
+        grads = tf.function(grads, jit_compile=run == "xla")
+    (y, g), (y_ref, g_ref) = grads(x, True), grads(x, False)
+    assert not np.allclose(y, x)  # it mixed
+    np.testing.assert_allclose(y, y_ref, atol=1e-6)
+    np.testing.assert_allclose(g, g_ref, atol=1e-5)
 
 
 def test_integer_inputs_are_refused_when_the_model_is_built():
