@@ -33,8 +33,9 @@ Rows (every model starts from the same weights):
 - ``MixupE fast`` / ``MixupE fast, 1/4 batch`` / ``MixupE exact``: input
   MixUp plus ``regularizer=MixupE(eta=1e-3, mode=..., batch_fraction=...)``.
   The fast mode adds a forward and backward pass on the clean batch (or on a
-  random quarter of it); the exact mode adds a forward pass carrying a
-  Jacobian-vector product (forward-mode autodiff) and its backward pass.
+  random quarter of it); the exact mode adds a forward pass, a
+  Jacobian-vector product computed by the double-backward trick, and the
+  backward pass of both for the weights.
 
 each compiled twice: ``jit_compile=False`` (graph) and ``jit_compile=True``
 (XLA).
