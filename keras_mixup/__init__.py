@@ -1,4 +1,4 @@
-"""keras_mixup: the mixup family of regularizers for Keras 3 on TensorFlow."""
+"""keras_mixup: the mixup family of regularizers for Keras 3 (TensorFlow and JAX)."""
 
 from keras_mixup import callbacks, layers, metrics, ops
 from keras_mixup.model import MixupModel

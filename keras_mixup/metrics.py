@@ -13,7 +13,7 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 
 def _check_num_bins(num_bins):
@@ -22,6 +22,33 @@ def _check_num_bins(num_bins):
             f"`num_bins` must be an int >= 1 (15 is the usual choice); got {num_bins!r}."
         )
     return int(num_bins)
+
+
+def _rank(x):
+    """The rank of a tensor, or None when it is unknown (a TF graph)."""
+    try:
+        return len(x.shape)
+    except (TypeError, ValueError):
+        return None
+
+
+def _per_prediction(sample_weight, y_pred, rank):
+    """One float32 weight per prediction, of ``y_pred``'s leading shape.
+
+    Accepts ``(batch,)``, ``(batch, 1)`` or the leading axes of ``y_pred``
+    (e.g. ``(batch, steps)`` for sequences), broadcast over the missing
+    trailing axes.
+    """
+    weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+    weight_rank = _rank(weight)
+    if weight_rank is None:
+        return weight
+    if weight_rank == rank:
+        weight = ops.squeeze(weight, axis=-1)
+        weight_rank -= 1
+    for _ in range(rank - 1 - weight_rank):
+        weight = ops.expand_dims(weight, -1)
+    return weight * ops.ones_like(y_pred[..., 0])
 
 
 def _edges(num_bins):
@@ -88,57 +115,53 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = tf.cast(tf.convert_to_tensor(y_pred), tf.float32)
-        rank = y_pred.shape.rank
-        if rank is not None and (rank < 2 or y_pred.shape[-1] == 1):
+        y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
+        rank = _rank(y_pred)
+        if rank is None or rank < 2 or y_pred.shape[-1] == 1:
+            shape = "of unknown rank" if rank is None else tuple(y_pred.shape)
             raise ValueError(
                 "ExpectedCalibrationError needs predictions of shape (batch, "
-                f"num_classes) with num_classes >= 2; got shape {tuple(y_pred.shape)}. "
+                f"num_classes) with num_classes >= 2; got shape {shape}. "
                 "For a binary sigmoid output p, pass the two-class "
-                "probabilities tf.concat([1 - p, p], axis=-1)."
+                "probabilities keras.ops.concatenate([1 - p, p], axis=-1)."
             )
-        num_classes = tf.shape(y_pred)[-1]
-        probs = tf.reshape(y_pred, [-1, num_classes])
+        num_classes = y_pred.shape[-1]
+        if num_classes is None:
+            num_classes = ops.shape(y_pred)[-1]
+        probs = ops.reshape(y_pred, (-1, num_classes))
         if self.from_logits:
-            probs = tf.nn.softmax(probs, axis=-1)
-        y_true = tf.convert_to_tensor(y_true)
-        if y_true.shape.rank == y_pred.shape.rank and y_true.shape[-1] != 1:
-            labels = tf.argmax(tf.reshape(y_true, [-1, num_classes]), axis=-1)
+            probs = ops.softmax(probs, axis=-1)
+        y_true = ops.convert_to_tensor(y_true)
+        if _rank(y_true) == rank and y_true.shape[-1] != 1:
+            labels = ops.argmax(ops.reshape(y_true, (-1, num_classes)), axis=-1)
         else:
-            labels = tf.reshape(tf.cast(y_true, tf.int64), [-1])
-        confidence = tf.reduce_max(probs, axis=-1)
-        correct = tf.cast(tf.equal(tf.argmax(probs, axis=-1), labels), tf.float32)
+            labels = ops.reshape(y_true, (-1,))
+        labels = ops.cast(labels, "int32")
+        confidence = ops.max(probs, axis=-1)
+        predicted = ops.cast(ops.argmax(probs, axis=-1), "int32")
+        correct = ops.cast(ops.equal(predicted, labels), "float32")
         if sample_weight is None:
-            weight = tf.ones_like(confidence)
+            weight = ops.ones_like(confidence)
         else:
-            # One weight per prediction: (batch,), (batch, 1), or the leading
-            # axes of y_pred; broadcast over the leading axes, then flatten.
-            weight = tf.cast(tf.convert_to_tensor(sample_weight), tf.float32)
-            if rank is not None and weight.shape.rank is not None:
-                if weight.shape.rank == rank:
-                    weight = tf.squeeze(weight, axis=-1)
-                missing = tf.ones([rank - 1 - weight.shape.rank], tf.int32)
-                weight = tf.reshape(weight, tf.concat([tf.shape(weight), missing], 0))
-                weight = tf.broadcast_to(weight, tf.shape(y_pred)[:-1])
-            weight = tf.reshape(weight, [-1])
-        edges = tf.constant(self._edge_values, tf.float32)
-        index = tf.reduce_sum(
-            tf.cast(confidence[:, None] >= edges[None, :], tf.int32), axis=-1
+            weight = ops.reshape(_per_prediction(sample_weight, y_pred, rank), (-1,))
+        edges = ops.convert_to_tensor(self._edge_values, dtype="float32")
+        index = ops.sum(
+            ops.cast(ops.expand_dims(confidence, -1) >= edges, "int32"), axis=-1
         )
-        stats = tf.stack([weight, weight * confidence, weight * correct], axis=-1)
-        sums = tf.math.unsorted_segment_sum(stats, index, self.num_bins)
+        stats = ops.stack([weight, weight * confidence, weight * correct], axis=-1)
+        sums = ops.segment_sum(stats, index, num_segments=self.num_bins)
         self.bin_counts.assign_add(sums[:, 0])
         self.bin_confidence.assign_add(sums[:, 1])
         self.bin_correct.assign_add(sums[:, 2])
 
     def result(self):
-        total = tf.reduce_sum(self.bin_counts)
-        gap = tf.reduce_sum(tf.abs(self.bin_correct - self.bin_confidence))
-        return tf.math.divide_no_nan(gap, total)
+        total = ops.sum(self.bin_counts)
+        gap = ops.sum(ops.abs(self.bin_correct - self.bin_confidence))
+        return ops.divide_no_nan(gap, total)
 
     def reset_state(self):
         for var in (self.bin_counts, self.bin_confidence, self.bin_correct):
-            var.assign(tf.zeros_like(var))
+            var.assign(ops.zeros(var.shape, dtype=var.dtype))
 
     def get_config(self):
         config = super().get_config()

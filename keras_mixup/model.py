@@ -1,14 +1,44 @@
-"""MixupModel: mixing inside the compiled train step (input and manifold)."""
+"""MixupModel: mixing inside the compiled train step (input and manifold).
+
+The step's logic — choose a site, run the forward pass with the sites
+mixing, mix the labels with the realized plan, interpolate the loss — is
+written once (`MixupModel.mixed_loss`). Each backend only wraps it in its
+own way of taking gradients: ``tf.GradientTape`` on TensorFlow, and on JAX
+a pure function of the variables' values (``keras.StatelessScope``) under
+``jax.value_and_grad``, the way Keras' own JAX trainer works.
+"""
 
 import keras
-import tensorflow as tf
 
+from keras_mixup import backend
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.sites import MixingScope
 from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.mixing import blend, per_example
 from keras_mixup.ops.random import check_seed, check_weights, choose, fold_seed
 from keras_mixup.regularizers import MixupE
+
+SUPPORTED_BACKENDS = ("tensorflow", "jax")
+
+
+def unscale_loss_for_distribution(loss):
+    """Undoes Keras' per-replica loss scaling (TensorFlow, several replicas).
+
+    Keras divides the loss by the number of replicas in sync under
+    ``tf.distribute`` (from Keras 3.4: ``keras.src.losses.loss.
+    scale_loss_for_distribution``; no public API says whether it does, so
+    this reads keras.src); the logged loss should not be divided.
+    """
+    if backend.keras_backend() != "tensorflow":
+        return loss
+    from keras.src.losses import loss as loss_module  # no public API
+
+    if not hasattr(loss_module, "scale_loss_for_distribution"):
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss * replicas if replicas > 1 else loss
 
 
 def find_sites(model):
@@ -112,6 +142,16 @@ class MixupModel(keras.Model):
             mixer = keras.saving.deserialize_keras_object(mixer)
         if isinstance(regularizer, dict):
             regularizer = keras.saving.deserialize_keras_object(regularizer)
+        if backend.keras_backend() not in SUPPORTED_BACKENDS:
+            raise NotImplementedError(
+                "MixupModel trains on the TensorFlow and JAX backends; Keras "
+                f"is running on {backend.keras_backend()!r}. Set "
+                "KERAS_BACKEND=jax (or tensorflow) before importing Keras, or "
+                "mix in the input pipeline instead — keras_mixup's layers "
+                "work in a tf.data map under every backend: "
+                "`ds.batch(n).map(keras_mixup.layers.MixUp(alpha=0.2, "
+                "num_classes=C))`."
+            )
         if not isinstance(model, keras.layers.Layer):
             raise TypeError(
                 f"`model` must be a Keras model to wrap; got {type(model).__name__}."
@@ -161,7 +201,7 @@ class MixupModel(keras.Model):
             return None
         inputs = getattr(self.model, "inputs", None)
         if inputs:
-            shapes = [tuple(t.shape) for t in tf.nest.flatten(inputs)]
+            shapes = [tuple(t.shape) for t in keras.tree.flatten(inputs)]
         else:  # a subclassed model, built by a first call
             built = getattr(self.model, "_build_shapes_dict", None) or {}
             shapes = [tuple(s) for s in built.values()]
@@ -185,23 +225,47 @@ class MixupModel(keras.Model):
 
     def _step_seed(self):
         """Seed of this step on this replica: (seed, iteration, replica)."""
-        seed = tf.constant([self._base_seed, 0], tf.int64)
-        seed = fold_seed(seed, tf.cast(self.optimizer.iterations, tf.int64))
-        replica = tf.distribute.get_replica_context()
-        replica_id = 0 if replica is None else replica.replica_id_in_sync_group
-        return fold_seed(seed, tf.cast(replica_id, tf.int64))
+        K = backend.ops()
+        iterations = self.optimizer.iterations
+        if K.NAME == "tensorflow":
+            import tensorflow as tf
+
+            seed = fold_seed(K.seed_from_int(self._base_seed), tf.cast(iterations, tf.int64))
+            replica = tf.distribute.get_replica_context()
+            replica_id = 0 if replica is None else replica.replica_id_in_sync_group
+            return fold_seed(seed, tf.cast(replica_id, tf.int64))
+        # JAX: one program for the global batch; devices differ through the
+        # shards of the plan (see `_num_shards`), not through the seed.
+        return fold_seed(K.seed_from_int(self._base_seed), K.convert_to_tensor(iterations))
+
+    @staticmethod
+    def _num_shards(x):
+        """Devices that split the batch under ``keras.distribution`` (JAX)."""
+        if backend.keras_backend() != "jax":
+            return 1
+        dist = keras.distribution.distribution()
+        name = getattr(dist, "batch_dim_name", None)
+        if dist is None or name is None:
+            return 1
+        mesh = dist.device_mesh
+        if name not in mesh.axis_names:
+            return 1
+        shards = mesh.shape[list(mesh.axis_names).index(name)]
+        batch = keras.tree.flatten(x)[0].shape[0]
+        return shards if shards > 1 and batch and batch % shards == 0 else 1
 
     def _choose_site(self, seed):
         if len(self.sites) == 1:
-            return tf.constant(0, tf.int32)
+            return backend.ops().convert_to_tensor(0, "int32")
         return choose(self.site_weights, [], fold_seed(seed, -1))
 
     def _partner_weight(self, choice):
         """E[1 − λ] (MixupE's weight) of the site chosen this step."""
+        K = backend.ops()
         weights = [site.expected_partner_weight() for site in self.sites]
         if len(weights) == 1:
             return weights[0]
-        return tf.gather(tf.stack(weights), choice)
+        return K.gather(K.stack(weights), choice)
 
     def mix_targets(self, plan, y, sample_weight):
         """Mixed labels for the loss and the metrics, and mixed weights.
@@ -211,33 +275,34 @@ class MixupModel(keras.Model):
         integer class ids stay unmixed in ``y_own`` and are paired in
         ``y_partner``, for loss interpolation.
         """
+        K = backend.ops()
         index, lam = plan
 
         def own(t):
-            t = tf.convert_to_tensor(t)
+            t = K.convert_to_tensor(t)
             if is_class_ids(t):
                 return t
-            t = tf.cast(t, tf.float32)
-            return blend(t, index, per_example(lam, t.shape.rank))
+            t = K.cast(t, "float32")
+            return blend(t, index, per_example(lam, backend.rank(t)))
 
         def partner(t, mixed):
-            t = tf.convert_to_tensor(t)
-            return tf.gather(t, index) if is_class_ids(t) else mixed
+            t = K.convert_to_tensor(t)
+            return K.gather(t, index) if is_class_ids(t) else mixed
 
         def dominant(t, mixed):
-            t = tf.convert_to_tensor(t)
+            t = K.convert_to_tensor(t)
             if not is_class_ids(t):
                 return mixed
-            keep = per_example(lam >= 0.5, t.shape.rank)
-            return tf.where(keep, t, tf.gather(t, index))
+            keep = per_example(lam >= 0.5, backend.rank(t))
+            return K.where(keep, t, K.gather(t, index))
 
-        y_own = tf.nest.map_structure(own, y)
-        y_partner = tf.nest.map_structure(partner, y, y_own)
-        y_metric = tf.nest.map_structure(dominant, y, y_own)
+        y_own = keras.tree.map_structure(own, y)
+        y_partner = keras.tree.map_structure(partner, y, y_own)
+        y_metric = keras.tree.map_structure(dominant, y, y_own)
         if sample_weight is not None:
-            sample_weight = tf.nest.map_structure(
+            sample_weight = keras.tree.map_structure(
                 lambda w: blend(
-                    tf.cast(w, tf.float32), index, per_example(lam, w.shape.rank)
+                    K.cast(w, "float32"), index, per_example(lam, backend.rank(w))
                 ),
                 sample_weight,
             )
@@ -247,7 +312,7 @@ class MixupModel(keras.Model):
         """The training loss on mixed targets (interpolated for class ids)."""
         interpolate = any(
             o is not p
-            for o, p in zip(tf.nest.flatten(y_own), tf.nest.flatten(y_partner))
+            for o, p in zip(keras.tree.flatten(y_own), keras.tree.flatten(y_partner))
         )
         if not interpolate:
             return self._compute_loss(
@@ -259,10 +324,11 @@ class MixupModel(keras.Model):
                 "Integer labels need a loss passed to compile(), e.g. "
                 "keras.losses.SparseCategoricalCrossentropy()."
             )
-        w = tf.ones_like(lam) if sample_weight is None else sample_weight
-        w_own = tf.nest.map_structure(lambda s: s * per_example(lam, s.shape.rank), w)
-        w_partner = tf.nest.map_structure(
-            lambda s: s * per_example(1.0 - lam, s.shape.rank), w
+        K = backend.ops()
+        w = K.ones_like(lam) if sample_weight is None else sample_weight
+        w_own = keras.tree.map_structure(lambda s: s * per_example(lam, backend.rank(s)), w)
+        w_partner = keras.tree.map_structure(
+            lambda s: s * per_example(1.0 - lam, backend.rank(s)), w
         )
         # The loss is linear in the weights, so two weighted calls give
         # λ·L(y) + (1 − λ)·L(y[π]) per example.
@@ -272,30 +338,51 @@ class MixupModel(keras.Model):
             loss = loss + self._aggregate_additional_loss(extra)
         return loss
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def mixed_loss(self, x, y, sample_weight):
+        """One mixing step's forward pass and loss, on any backend.
+
+        Returns ``(loss, y_pred, y_metric, sample_weight)``: the loss on
+        the mixed batch (with MixupE's term when configured), the
+        predictions, and the targets and weights the training metrics see.
+        """
         if y is None:
             raise ValueError(
                 "MixupModel needs labels to mix: fit it on (x, y) data."
             )
         seed = self._step_seed()
-        scope = MixingScope(self._site_ids, seed, self._choose_site(seed))
-        with tf.GradientTape() as tape:
-            with scope:
-                y_pred = self(x, training=True)
-            index, lam = scope.realized_plan(len(self.sites))
-            y_own, y_partner, y_metric, weights = self.mix_targets(
-                (index, lam), y, sample_weight
+        scope = MixingScope(
+            self._site_ids, seed, self._choose_site(seed), self._num_shards(x)
+        )
+        with scope:
+            y_pred = self(x, training=True)
+        index, lam = scope.realized_plan(len(self.sites))
+        y_own, y_partner, y_metric, weights = self.mix_targets(
+            (index, lam), y, sample_weight
+        )
+        loss = self.compute_mixed_loss(x, y_own, y_partner, y_pred, weights, lam)
+        if self.regularizer is not None:
+            reg = self.regularizer.penalty(
+                self, x, y, sample_weight, seed, self._partner_weight(scope.choice)
             )
-            loss = self.compute_mixed_loss(x, y_own, y_partner, y_pred, weights, lam)
-            if self.regularizer is not None:
-                reg = self.regularizer.penalty(
-                    self, x, y, sample_weight, seed, self._partner_weight(scope.choice)
-                )
-                loss = self.regularizer.combine(loss, reg)
+            loss = self.regularizer.combine(loss, reg)
+        return loss, y_pred, y_metric, weights
+
+    def train_step(self, *args):
+        # Keras calls train_step(data) on TensorFlow and
+        # train_step(state, data) on JAX.
+        if backend.keras_backend() == "jax":
+            return self._jax_train_step(*args)
+        return self._tf_train_step(*args)
+
+    def _tf_train_step(self, data):
+        import tensorflow as tf
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            loss, y_pred, y_metric, weights = self.mixed_loss(x, y, sample_weight)
             self._loss_tracker.update_state(
-                keras.src.losses.loss.unscale_loss_for_distribution(loss),
-                sample_weight=tf.shape(tf.nest.flatten(x)[0])[0],
+                unscale_loss_for_distribution(loss),
+                sample_weight=tf.shape(keras.tree.flatten(x)[0])[0],
             )
             if self.optimizer is not None:
                 loss = self.optimizer.scale_loss(loss)
@@ -303,6 +390,42 @@ class MixupModel(keras.Model):
         gradients = tape.gradient(loss, trainable)
         self.optimizer.apply_gradients(zip(gradients, trainable))
         return self.compute_metrics(x, y_metric, y_pred, sample_weight=weights)
+
+    def _jax_train_step(self, state, data):
+        import jax
+
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        fixed = list(zip(self.optimizer.variables, optimizer_vars))
+
+        def loss_fn(trainable, non_trainable, metrics_vars):
+            mapping = (
+                list(zip(self.trainable_variables, trainable))
+                + list(zip(self.non_trainable_variables, non_trainable))
+                + list(zip(self.metrics_variables, metrics_vars))
+                + fixed
+            )
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                loss, y_pred, y_metric, weights = self.mixed_loss(x, y, sample_weight)
+                scaled = self.optimizer.scale_loss(loss)
+            non_trainable = _current(scope, self.non_trainable_variables, non_trainable)
+            metrics_vars = _current(scope, self.metrics_variables, metrics_vars)
+            return scaled, (loss, y_pred, y_metric, weights, non_trainable, metrics_vars)
+
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (_, aux), grads = grad_fn(trainable, non_trainable, metrics_vars)
+        loss, y_pred, y_metric, weights, non_trainable, metrics_vars = aux
+        trainable, optimizer_vars = self.optimizer.stateless_apply(
+            optimizer_vars, grads, trainable
+        )
+        mapping = list(zip(self.metrics_variables, metrics_vars))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self._loss_tracker.update_state(
+                loss, sample_weight=keras.tree.flatten(x)[0].shape[0]
+            )
+            logs = self.compute_metrics(x, y_metric, y_pred, sample_weight=weights)
+        metrics_vars = _current(scope, self.metrics_variables, metrics_vars)
+        return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
 
     # -------------------------------------------------------------- config
 
@@ -337,3 +460,12 @@ class MixupModel(keras.Model):
             for c in (mixer, regularizer)
         )
         return cls(model, mixer=mixer, regularizer=regularizer, **config)
+
+
+def _current(scope, variables, values):
+    """The values ``variables`` hold at the end of a ``StatelessScope``."""
+    out = []
+    for variable, value in zip(variables, values):
+        new = scope.get_current_value(variable)
+        out.append(value if new is None else new)
+    return out

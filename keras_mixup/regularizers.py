@@ -3,8 +3,8 @@
 import numbers
 
 import keras
-import tensorflow as tf
 
+from keras_mixup import backend
 from keras_mixup.layers.sites import MixingScope
 from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.random import fold_seed, random_permutation
@@ -13,7 +13,7 @@ _MODES = ("fast", "exact")
 
 
 def _single(value, what):
-    leaves = tf.nest.flatten(value)
+    leaves = keras.tree.flatten(value)
     if len(leaves) != 1:
         raise ValueError(
             f"MixupE supports models with one classification output and one "
@@ -23,19 +23,33 @@ def _single(value, what):
     return leaves[0]
 
 
-def _jvp(fn, x, tangent):
+def _jvp(fn, x, tangent, variables=()):
     """``fn(x)`` and the Jacobian-vector product ``J_fn(x)·tangent``.
 
-    Computed with the double-backward trick: the vector-Jacobian product
-    ``u ↦ J^T u`` is linear in ``u``, so its gradient with respect to ``u``
-    along ``tangent`` is ``J·tangent`` — exactly what forward mode gives
-    (bit for bit in our tests). `tf.autodiff.ForwardAccumulator` is the
-    direct route but, under XLA, its convolution rules turn the kernels into
-    compile-time constants: the step recompiles whenever the weights change
-    (1.4 s per step on a one-conv model on CPU), and without XLA it was 1.6x
-    slower on the benchmark CNN. Every op here is an ordinary gradient op,
-    and the result stays differentiable with respect to the weights.
+    The result stays differentiable with respect to the weights.
+
+    On TensorFlow, computed with the double-backward trick: the
+    vector-Jacobian product ``u ↦ J^T u`` is linear in ``u``, so its
+    gradient with respect to ``u`` along ``tangent`` is ``J·tangent`` —
+    exactly what forward mode gives (bit for bit in our tests).
+    `tf.autodiff.ForwardAccumulator` is the direct route but, under XLA, its
+    convolution rules turn the kernels into compile-time constants: the step
+    recompiles whenever the weights change (1.4 s per step on a one-conv
+    model on CPU), and without XLA it was 1.6x slower on the benchmark CNN.
+    Every op here is an ordinary gradient op.
+
+    On JAX, forward mode (``jax.jvp``) is the cheap route and is used
+    directly. ``fn`` runs inside a nested ``keras.StatelessScope`` that maps
+    ``variables`` (every variable ``fn`` reads) to their current values, so
+    the assignments ``fn`` makes (batch-normalization moving statistics,
+    seed-generator states) carry JVP tracers only inside it; their primal
+    values come out of ``jax.jvp`` as auxiliary outputs and are assigned
+    after it, as a plain forward pass would assign them.
     """
+    if backend.keras_backend() == "jax":
+        return _jax_jvp(fn, x, tangent, variables)
+    import tensorflow as tf
+
     with tf.GradientTape() as along_u:
         with tf.GradientTape() as along_x:
             along_x.watch(x)
@@ -44,6 +58,61 @@ def _jvp(fn, x, tangent):
         along_u.watch(u)
         vjp = along_x.gradient(f, x, output_gradients=u)
     return f, along_u.gradient(vjp, u, output_gradients=tangent)
+
+
+class _RecordingScope(keras.StatelessScope):
+    """A `keras.StatelessScope` that remembers which variables were assigned."""
+
+    def __init__(self, state_mapping):
+        super().__init__(state_mapping=state_mapping)
+        self.assigned = {}
+
+    def add_update(self, update):
+        super().add_update(update)
+        self.assigned[id(update[0])] = update[0]
+
+
+def _jax_jvp(fn, x, tangent, variables):
+    import jax
+
+    # Read in the enclosing scope (the train step's, or none): traced or
+    # concrete values, but never JVP tracers.
+    mapping = [(v, v.value) for v in variables]
+    assigned = []
+
+    def run(inputs):
+        with _RecordingScope(mapping) as scope:
+            f = fn(inputs)
+        assigned[:] = scope.assigned.values()
+        return f, [scope.get_current_value(v) for v in assigned]
+
+    f, df, values = jax.jvp(run, (x,), (tangent,), has_aux=True)
+    for variable, value in zip(assigned, values):  # primal values only
+        variable.assign(value)
+    return f, df
+
+
+def _scale_for_distribution(value):
+    """``value`` scaled like Keras scales a loss for distribution.
+
+    Under ``tf.distribute`` with several replicas, Keras (from 3.4) divides
+    each replica's loss by the number of replicas; a term added to that loss
+    must be divided alike. Elsewhere (one replica, JAX) it is returned as is.
+    """
+    if backend.keras_backend() != "tensorflow":
+        return value
+    # The one place MixupE reads keras.src: no public API says whether this
+    # Keras scales losses for distribution.
+    from keras.src.losses import loss as loss_module
+
+    if not hasattr(loss_module, "scale_loss_for_distribution"):
+        return value
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        value = value * tf.cast(1.0 / replicas, value.dtype)
+    return value
 
 
 @keras.saving.register_keras_serializable(package="keras_mixup")
@@ -61,10 +130,10 @@ class MixupE(keras.layers.Layer):
     - ``mode="fast"`` (the paper's practical version):
       ``q̂ᵢ = (yᵢ − softmax(fᵢ))ᵀ fᵢ``, one extra forward pass;
     - ``mode="exact"``: ``qᵢ = (softmax(fᵢ) − yᵢ)ᵀ J_f(xᵢ)(x̄ − xᵢ)``, a
-      Jacobian-vector product (the forward-mode derivative, computed by the
-      double-backward trick, which compiles well with XLA), with ``x̄`` the
-      running mean of the training inputs (kept in this layer's weights,
-      saved with the model).
+      Jacobian-vector product (the forward-mode derivative: ``jax.jvp`` on
+      JAX; on TensorFlow the double-backward trick, which compiles well
+      with XLA), with ``x̄`` the running mean of the training inputs (kept
+      in this layer's weights, saved with the model).
 
     ``R = E[1 − λ]·mean|qᵢ|``, with ``E[1 − λ] = 2αβ/((α+β)(α+β+1))``
     (``α/(2α+1)`` for α = β) read from the site that mixes this step, and
@@ -188,10 +257,9 @@ class MixupE(keras.layers.Layer):
         ``loss`` and ``reg`` must be scaled alike for distribution (both per
         replica); ``reg`` is logged unscaled.
         """
-        total = loss + self.eta * keras.src.losses.loss.scale_loss_for_distribution(reg)
-        scale = tf.stop_gradient(
-            tf.math.divide_no_nan(tf.abs(loss), tf.abs(total))
-        )
+        K = backend.ops()
+        total = loss + self.eta * _scale_for_distribution(reg)
+        scale = K.stop_gradient(K.divide_no_nan(K.abs(loss), K.abs(total)))
         self.reg_tracker.update_state(reg)
         self.scale_tracker.update_state(scale)
         return scale * total
@@ -203,15 +271,17 @@ class MixupE(keras.layers.Layer):
             model: the `MixupModel`; its forward pass runs with every site
                 as the identity.
             x, y, sample_weight: the clean batch.
-            seed: int64 ``(2,)`` seed for the subset.
+            seed: the step's ``(2,)`` stateless seed (int64 on TensorFlow,
+                a uint32 key on JAX), for the subset.
             partner_weight: ``E[1 − λ]`` of the mixing site, a scalar.
         """
-        y = tf.convert_to_tensor(_single(y, "label tensors"))
+        K = backend.ops()
+        y = K.convert_to_tensor(_single(y, "label tensors"))
         if self.mode == "exact":
-            x = tf.convert_to_tensor(_single(x, "input tensors"))
+            x = K.convert_to_tensor(_single(x, "input tensors"))
             self._update_input_mean(x)
         if sample_weight is not None:
-            sample_weight = tf.cast(_single(sample_weight, "sample weights"), tf.float32)
+            sample_weight = K.cast(_single(sample_weight, "sample weights"), "float32")
         x, y, sample_weight = self._subset(x, y, sample_weight, seed)
         from_logits = self._resolve_from_logits(model)
         clean = MixingScope(model._site_ids)
@@ -219,31 +289,31 @@ class MixupE(keras.layers.Layer):
         def logits_of(inputs):
             with clean:
                 out = model(inputs, training=True)
-            out = tf.cast(_single(out, "model outputs"), tf.float32)
+            out = K.cast(_single(out, "model outputs"), "float32")
             if from_logits:
                 return out
-            return tf.math.log(tf.maximum(out, 1e-30))
+            return K.log(K.maximum(out, 1e-30))
 
         if self.mode == "fast":
             f = logits_of(x)
             direction = f  # q̂ = (y − p)ᵀ f = −(p − y)ᵀ f; the sign goes in |·|
         else:
-            x = tf.cast(x, tf.float32)
-            tangent = tf.stop_gradient(self.input_mean - x)
-            f, direction = _jvp(logits_of, x, tangent)
-        p = tf.nn.softmax(f)
+            x = K.cast(x, "float32")
+            tangent = K.stop_gradient(self.input_mean - x)
+            f, direction = _jvp(logits_of, x, tangent, model.variables)
+        p = K.softmax(f)
         if is_class_ids(y):
-            ids = tf.reshape(tf.cast(y, tf.int32), [-1])
-            own = tf.gather(direction, ids[:, None], batch_dims=1)[:, 0]
-            q = tf.reduce_sum(p * direction, axis=-1) - own
+            ids = K.reshape(K.cast(y, "int32"), [-1])
+            own = K.gather_rows(direction, ids)
+            q = K.reduce_sum(p * direction, axis=-1) - own
         else:
-            y = tf.cast(y, tf.float32)
-            q = tf.reduce_sum((p - y) * direction, axis=-1)
-        q = tf.abs(q)
-        count = tf.cast(tf.shape(q)[0], tf.float32)
+            y = K.cast(y, "float32")
+            q = K.reduce_sum((p - y) * direction, axis=-1)
+        q = K.abs(q)
+        count = K.cast(K.batch_size(q), "float32")
         if sample_weight is not None:
-            q = q * tf.reshape(sample_weight, [-1])
-        return tf.cast(partner_weight, tf.float32) * tf.reduce_sum(q) / count
+            q = q * K.reshape(sample_weight, [-1])
+        return K.cast(partner_weight, "float32") * K.reduce_sum(q) / count
 
     # ------------------------------------------------------------ helpers
 
@@ -265,23 +335,32 @@ class MixupE(keras.layers.Layer):
     def _subset(self, x, y, sample_weight, seed):
         if self.batch_fraction == 1.0:
             return x, y, sample_weight
-        first = tf.nest.flatten(x)[0]
+        K = backend.ops()
+        first = keras.tree.flatten(x)[0]
         static = first.shape[0]
-        batch = tf.shape(first)[0]
+        batch = K.batch_size(first)
         if static is not None:
             k = max(1, round(self.batch_fraction * static))
         else:
-            k = tf.maximum(
-                1, tf.cast(tf.round(self.batch_fraction * tf.cast(batch, tf.float32)), tf.int32)
+            k = K.maximum(
+                1, K.cast(K.round(self.batch_fraction * K.cast(batch, "float32")), "int32")
             )
         index = random_permutation(batch, fold_seed(seed, -2))[:k]
-        take = lambda t: None if t is None else tf.gather(t, index)
-        return tf.nest.map_structure(take, x), take(y), take(sample_weight)
+        take = lambda t: None if t is None else K.gather(t, index)
+        return keras.tree.map_structure(take, x), take(y), take(sample_weight)
 
     def _update_input_mean(self, x):
-        x = tf.stop_gradient(tf.cast(x, tf.float32))
-        total = tf.reduce_sum(x, axis=0)
-        count = tf.cast(tf.shape(x)[0], tf.float32)
+        K = backend.ops()
+        x = K.stop_gradient(K.cast(x, "float32"))
+        total = K.reduce_sum(x, axis=0)
+        count = K.cast(K.batch_size(x), "float32")
+        if backend.keras_backend() != "tensorflow":
+            # JAX: one program sees the global batch (sharded or not under
+            # keras.distribution), so these are already the global sums.
+            self._assign_mean(total, count)
+            return
+        import tensorflow as tf
+
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             # One update from the sums of all replicas, made in a merge_call:
@@ -292,6 +371,8 @@ class MixupE(keras.layers.Layer):
             self._assign_mean(total, count)
 
     def _merged_update(self, strategy, total, count):
+        import tensorflow as tf
+
         total, count = strategy.extended.batch_reduce_to(
             tf.distribute.ReduceOp.SUM, [(total, total), (count, count)]
         )

@@ -13,7 +13,7 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 SPACES = ("probs", "logits")
 # Probabilities are floored here before a log (Keras' cross-entropy clips
@@ -52,7 +52,7 @@ def check_theta_bar(theta_bar):
 def _single(tensors, what):
     """The one KerasTensor of a model's inputs/outputs, or None if unknown."""
     try:
-        tensors = list(tf.nest.flatten(tensors))
+        tensors = keras.tree.flatten(tensors)
     except (AttributeError, ValueError):  # pragma: no cover - defensive
         return None
     if len(tensors) > 1:
@@ -259,24 +259,24 @@ class RescaledModel(keras.Model):
 
     def shrink_inputs(self, x):
         """``x̄ + θ̄·(x − x̄)`` in float32."""
-        x = tf.cast(x, tf.float32)
-        mean = tf.convert_to_tensor(self.x_mean)
-        return mean + tf.convert_to_tensor(self.theta_bar) * (x - mean)
+        x = ops.cast(x, "float32")
+        mean = ops.convert_to_tensor(self.x_mean)
+        return mean + ops.convert_to_tensor(self.theta_bar) * (x - mean)
 
     def rescale_outputs(self, outputs):
         """Undoes the shrinkage on the model's outputs (see the class doc)."""
-        f = tf.cast(outputs, tf.float32)
-        theta = tf.convert_to_tensor(self.theta_bar)
-        y_mean = tf.convert_to_tensor(self.y_mean)
+        f = ops.cast(outputs, "float32")
+        theta = ops.convert_to_tensor(self.theta_bar)
+        y_mean = ops.convert_to_tensor(self.y_mean)
         if self.space == "probs":
-            p = tf.nn.softmax(f, axis=-1) if self.from_logits else f
-            p = tf.maximum(y_mean + (p - y_mean) / theta, 0.0)
-            p = p / tf.maximum(tf.reduce_sum(p, axis=-1, keepdims=True), _LOG_FLOOR)
-            return tf.math.log(tf.maximum(p, _PROB_FLOOR)) if self.from_logits else p
-        z = f if self.from_logits else tf.math.log(tf.maximum(f, _LOG_FLOOR))
-        center = tf.math.log(y_mean)
+            p = ops.softmax(f, axis=-1) if self.from_logits else f
+            p = ops.maximum(y_mean + (p - y_mean) / theta, 0.0)
+            p = p / ops.maximum(ops.sum(p, axis=-1, keepdims=True), _LOG_FLOOR)
+            return ops.log(ops.maximum(p, _PROB_FLOOR)) if self.from_logits else p
+        z = f if self.from_logits else ops.log(ops.maximum(f, _LOG_FLOOR))
+        center = ops.log(y_mean)
         z = center + (z - center) / theta
-        return z if self.from_logits else tf.nn.softmax(z, axis=-1)
+        return z if self.from_logits else ops.softmax(z, axis=-1)
 
     def call(self, inputs, training=False):
         outputs = self.model(self.shrink_inputs(inputs), training=training)

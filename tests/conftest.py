@@ -1,22 +1,51 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# KERAS_BACKEND is read when Keras is imported: the suite runs once per
+# backend, in separate pytest processes (see .ci/run). Under JAX, two CPU
+# devices stand in for several accelerators (keras.distribution tests);
+# the flag must be set before JAX initializes.
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+if BACKEND == "jax":
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=2").strip()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-# Two logical CPU devices for the MirroredStrategy tests; this must happen
-# before TensorFlow initializes its devices, i.e. before any test runs.
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-)
+if BACKEND == "tensorflow":
+    import tensorflow as tf  # noqa: E402
+
+    # Two logical CPU devices for the MirroredStrategy tests; this must
+    # happen before TensorFlow initializes its devices.
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``tensorflow_only`` (tf.distribute, the fused TF site
+    call, TF graph internals) are skipped under the other backends."""
+    if BACKEND == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow backend only (running on {BACKEND})")
+    for item in items:
+        if "tensorflow_only" in item.keywords:
+            item.add_marker(skip)
 
 
 def xla(fn):
-    """Wraps ``fn`` in ``tf.function(jit_compile=True)``: fails if any op
-    inside cannot be compiled by XLA."""
+    """Compiles ``fn`` with XLA on the running backend (``tf.function(
+    jit_compile=True)`` or ``jax.jit``): fails if any op inside cannot be
+    compiled."""
+    if BACKEND == "jax":
+        import jax
+
+        return jax.jit(fn)
+    import tensorflow as tf
+
     return tf.function(fn, jit_compile=True)
 
 
@@ -39,4 +68,6 @@ def mirrored():
     even for two plain Keras models: each strategy numbers its collectives
     from the same start. Sharing one strategy keeps the numbering going.
     """
+    import tensorflow as tf
+
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -11,6 +11,10 @@ import tensorflow as tf
 
 import keras_mixup
 
+# Written against TensorFlow tensors and graphs; the backend-neutral
+# contract runs on every backend in test_backends.py.
+pytestmark = pytest.mark.tensorflow_only
+
 MODULES = sorted(
     m.name
     for m in pkgutil.walk_packages(keras_mixup.__path__, "keras_mixup.")

@@ -6,11 +6,16 @@ it picks when ``KERAS_MIXUP_NOTEBOOK_SMOKE=1``. Learning is only sanity
 checked (better than chance), never compared between methods.
 """
 
+import ast
+import fnmatch
 import functools
 import importlib.util
 import json
+import os
 import pathlib
 import runpy
+import subprocess
+import sys
 
 import pytest
 
@@ -142,36 +147,160 @@ def test_ict_train_step_compiles_with_xla():
     assert not np.allclose(student[0], teacher[0])
 
 
-def test_colab_notebook_is_valid_nbformat():
-    import nbformat  # a test dependency (setup.cfg [test])
-    notebook = nbformat.read(EXAMPLES / "cifar10_tpu_colab.ipynb", as_version=4)
-    nbformat.validate(notebook)
-    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
-    for needle in ("TPUClusterResolver", "initialize_tpu_system", "TPUStrategy",
-                   "MirroredStrategy", "tensorflow_datasets", "MixupModel",
-                   "jit_compile=True", "FULL = False", "KERAS_MIXUP_NOTEBOOK_SMOKE"):
-        assert needle in code
+NOTEBOOK = EXAMPLES / "cifar10_tpu_colab.ipynb"
 
 
-@pytest.mark.slow
-def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch, capsys):
-    notebook = json.loads((EXAMPLES / "cifar10_tpu_colab.ipynb").read_text())
+def notebook_code_cells():
+    """The notebook's code cells as Python: shell (``!``) and magic (``%``) lines dropped."""
+    notebook = json.loads(NOTEBOOK.read_text())
     assert notebook["nbformat"] == 4
-    code = []
+    cells = []
     for cell in notebook["cells"]:
         assert cell["cell_type"] in ("code", "markdown")
         if cell["cell_type"] == "code":
             source = "".join(cell["source"])
-            code += [line for line in source.splitlines()
-                     if not line.lstrip().startswith(("!", "%"))]
+            cells.append("\n".join(line for line in source.splitlines()
+                                   if not line.lstrip().startswith(("!", "%"))))
+    return cells
+
+
+def notebook_functions(*names):
+    """The notebook's functions ``names``, each defined with its cell's top-level
+    imports and nothing else of the cell run."""
+    namespace = {}
+    for source in notebook_code_cells():
+        tree = ast.parse(source)
+        defs = [node for node in tree.body
+                if isinstance(node, ast.FunctionDef) and node.name in names]
+        if defs:
+            imports = [node for node in tree.body
+                       if isinstance(node, (ast.Import, ast.ImportFrom))
+                       and not any(alias.name == "keras_mixup" for alias in node.names)]
+            namespace.setdefault("os", os)  # imported in the Settings cell
+            exec(compile(ast.Module(imports + defs, []), str(NOTEBOOK), "exec"), namespace)
+    assert set(names) <= set(namespace), f"missing in the notebook: {set(names) - set(namespace)}"
+    return namespace
+
+
+def no_pip(*args, **kwargs):
+    raise AssertionError(f"the notebook ran pip: {args}")
+
+
+def test_colab_notebook_is_valid_nbformat():
+    import nbformat  # a test dependency (setup.cfg [test])
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+    code = "\n".join(cells)
+    for needle in ("TPUClusterResolver", "initialize_tpu_system", "TPUStrategy",
+                   "MirroredStrategy", "keras.distribution.DataParallel",
+                   "keras.distribution.set_distribution", "jax.devices()",
+                   "tensorflow_datasets", "MixupModel", "jit_compile=True",
+                   "FULL = False", "KERAS_MIXUP_NOTEBOOK_SMOKE"):
+        assert needle in code
+    # keras_mixup is not on PyPI: the first code cell names a source to install from.
+    assert cells[0].startswith("KERAS_MIXUP_SOURCE = ")
+    assert "keras-mixup" not in code
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert "pip wheel . --no-deps -w dist" in markdown
+    assert 'KERAS_MIXUP_SOURCE = "/content/keras_mixup-0.1.0-py3-none-any.whl"' in markdown
+    # KERAS_BACKEND is set before anything imports Keras (or JAX or TensorFlow).
+    chooser = next(i for i, c in enumerate(cells) if 'os.environ["KERAS_BACKEND"] =' in c)
+    for source in cells[:chooser + 1]:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not {n.split(".")[0] for n in names} & {
+                    "keras", "keras_mixup", "jax", "tensorflow"}, ast.unparse(node)
+
+
+def test_colab_notebook_picks_jax_and_data_parallel_on_a_tpu_vm():
+    import keras
+
+    fns = notebook_functions("on_tpu_vm", "choose_backend", "data_parallel")
+    choose_backend, data_parallel = fns["choose_backend"], fns["data_parallel"]
+
+    def devices(*paths):  # a fake glob.glob over a fake /dev
+        return lambda pattern: [p for p in paths if fnmatch.fnmatch(p, pattern)]
+
+    # TPU VMs: Colab's TPU runtime, Cloud TPU VMs (chips under /dev, or named).
+    assert choose_backend({}, devices("/dev/accel0", "/dev/accel1", "/dev/null")) == "jax"
+    assert choose_backend({}, devices("/dev/vfio/0", "/dev/vfio/vfio")) == "jax"
+    assert choose_backend({"TPU_ACCELERATOR_TYPE": "v2-8"}, devices()) == "jax"
+    # A TPU node (TPUStrategy over the network), GPUs, a CPU: TensorFlow as before.
+    assert choose_backend({"COLAB_TPU_ADDR": "10.0.0.2:8470"}, devices()) == "tensorflow"
+    assert choose_backend({}, devices("/dev/nvidia0", "/dev/vfio/vfio")) == "tensorflow"
+    assert choose_backend({}, devices()) == "tensorflow"
+    # An explicit KERAS_BACKEND wins.
+    assert choose_backend({"KERAS_BACKEND": "tensorflow"}, devices("/dev/accel0")) == "tensorflow"
+    assert choose_backend({"KERAS_BACKEND": "jax"}, devices()) == "jax"
+
+    # The 8 cores of a v2-8 TPU: DataParallel over all of them; one device: none.
+    class FakeTpuCore:
+        platform = "tpu"
+
+        def __init__(self, id):
+            self.id = id
+
+    cores = [FakeTpuCore(i) for i in range(8)]
+    distribution = data_parallel(cores)
+    assert isinstance(distribution, keras.distribution.DataParallel)
+    assert distribution.device_mesh.shape == (8,)
+    assert list(distribution.device_mesh.devices) == cores
+    assert distribution.batch_dim_name == distribution.device_mesh.axis_names[0]
+    assert data_parallel(cores[:1]) is None
+
+
+def test_colab_notebook_installs_keras_mixup_only_when_missing(monkeypatch, capsys):
+    install_cell = notebook_code_cells()[0]
+    # Installed already (as here): nothing to do, no network.
+    monkeypatch.setattr(subprocess, "check_call", no_pip)
+    namespace = {}
+    exec(compile(install_cell, str(NOTEBOOK), "exec"), namespace)
+    assert "OWNER" in namespace["KERAS_MIXUP_SOURCE"]
+    install = namespace["pip_install_if_missing"]
+    assert install("keras_mixup", "/content/keras_mixup-0.1.0-py3-none-any.whl") is False
+    # Missing: pip-installs the source the user set, into this very Python.
+    calls = []
+    monkeypatch.setattr(subprocess, "check_call", calls.append)
+    wheel = "/content/keras_mixup-0.1.0-py3-none-any.whl"
+    assert install("no_such_module_keras_mixup_test", wheel) is True
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q", wheel]]
+    # Missing, with the placeholder left in: says what to set.
+    with pytest.raises(ImportError, match="KERAS_MIXUP_SOURCE"):
+        install("no_such_module_keras_mixup_test", namespace["KERAS_MIXUP_SOURCE"])
+
+    def failing(argv):
+        raise subprocess.CalledProcessError(1, argv)
+
+    monkeypatch.setattr(subprocess, "check_call", failing)
+    with pytest.raises(ImportError, match="pip could not install"):
+        install("no_such_module_keras_mixup_test", "git+https://example.invalid/x.git")
+    assert len(calls) == 1 and "Installing" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch, capsys):
+    import keras
+
     script = tmp_path / "notebook.py"  # a real file, so autograph finds the source
-    script.write_text("\n".join(code) + "\n")
+    script.write_text("\n".join(notebook_code_cells()) + "\n")
     monkeypatch.setenv("KERAS_MIXUP_NOTEBOOK_SMOKE", "1")
-    namespace = runpy.run_path(str(script), run_name="__main__")
+    # The backend this test process runs on; restored afterwards, as is Keras' distribution.
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    monkeypatch.setattr(subprocess, "check_call", no_pip)  # keras_mixup is installed
+    distribution = keras.distribution.distribution()
+    try:
+        namespace = runpy.run_path(str(script), run_name="__main__")
+    finally:
+        keras.distribution.set_distribution(distribution)
     out = capsys.readouterr().out
     assert "Falling back to offline data" in out
     assert "test accuracy" in out
+    assert namespace["BACKEND"] == namespace["KERAS_BACKEND"] == keras.backend.backend()
     assert 0.0 <= namespace["test_accuracy"] <= 1.0 and namespace["hardware"] == "CPU"
+    if namespace["BACKEND"] == "jax":  # conftest's two CPU devices: DataParallel over both
+        assert namespace["REPLICAS"] == 2 and namespace["distribution"] is not None
 
 
 # --------------------------------------------------------- bad arguments

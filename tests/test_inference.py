@@ -1,5 +1,11 @@
-"""Inference side of the theory: θ̄, rescaled prediction, calibration (ECE)."""
+"""Inference side of the theory: θ̄, rescaled prediction, calibration (ECE).
 
+Runs under every backend (``KERAS_BACKEND=jax``); only the tf.distribute
+tests are TensorFlow-only. ``tf.data`` inputs are tested under JAX too, when
+TensorFlow is installed.
+"""
+
+import ast
 import importlib.util
 import math
 import pathlib
@@ -7,7 +13,6 @@ import pathlib
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from scipy import integrate, special, stats
 
 import keras_mixup
@@ -23,8 +28,27 @@ from keras_mixup.metrics import (
 )
 from keras_mixup.ops import theta_bar
 from keras_mixup.ops.theta import incomplete_beta
+from tests.conftest import xla
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+BACKEND = keras.backend.backend()
+
+
+def tensorflow():
+    """TensorFlow, for the tests that feed tf.data (skipped without it)."""
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.mark.parametrize("path", [
+    "keras_mixup/metrics.py", "keras_mixup/rescaled.py",
+    "keras_mixup/callbacks/rescaled.py", "keras_mixup/ops/theta.py",
+])
+def test_inference_modules_do_not_import_tensorflow(path):
+    # TensorFlow is imported lazily, only for TF objects the user passed.
+    tree = ast.parse((ROOT / path).read_text())
+    names = [a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in tree.body if isinstance(n, ast.ImportFrom)]
+    assert not [n for n in names if n and n.split(".")[0] == "tensorflow"]
 
 
 # ----------------------------------------------------------------------- θ̄
@@ -117,17 +141,17 @@ X_MEAN = np.array([0.5, -1.0, 2.0, 0.0])
 Y_MEAN = np.array([0.5, 0.3, 0.2])
 
 
-def hand_rescaled(model, x, theta, space, from_logits):
+def hand_rescaled(model, x, theta, space, from_logits, x_mean=X_MEAN, y_mean=Y_MEAN):
     """RescaledModel's documented operator, in NumPy (float64)."""
-    shrunk = (X_MEAN + theta * (x - X_MEAN)).astype("float32")
-    f = np.asarray(model(shrunk), dtype=np.float64)
+    shrunk = (x_mean + theta * (x - x_mean)).astype("float32")
+    f = keras.ops.convert_to_numpy(model(shrunk)).astype(np.float64)
     if space == "probs":
         p = numpy_softmax(f) if from_logits else f
-        p = np.maximum(Y_MEAN + (p - Y_MEAN) / theta, 0.0)
+        p = np.maximum(y_mean + (p - y_mean) / theta, 0.0)
         p = p / p.sum(axis=-1, keepdims=True)
         return np.log(np.maximum(p, 1e-7)) if from_logits else p
     z = f if from_logits else np.log(f)
-    c = np.log(Y_MEAN)
+    c = np.log(y_mean)
     z = c + (z - c) / theta
     return z if from_logits else numpy_softmax(z)
 
@@ -152,7 +176,7 @@ def test_rescaled_probs_clips_and_renormalizes():
     # A constant model predicting [0.1, 0.3, 0.6]: (p − ȳ)/θ̄ + ȳ leaves [0, 1].
     inputs = keras.Input((4,))
     outputs = keras.layers.Lambda(
-        lambda t: tf.zeros_like(t[:, :3]) + tf.constant([0.1, 0.3, 0.6])
+        lambda t: keras.ops.zeros_like(t[:, :3]) + np.array([0.1, 0.3, 0.6], "float32")
     )(inputs)
     model = keras.Model(inputs, outputs)
     rescaled = keras_mixup.RescaledModel(model, X_MEAN, Y_MEAN, 0.5)
@@ -168,24 +192,24 @@ def test_rescaled_model_with_theta_one_is_the_model():
     np.testing.assert_allclose(rescaled(x), model(x), atol=1e-6)
 
 
-def test_rescaled_model_save_load_round_trip(tmp_path):
+@pytest.mark.parametrize("space", ["probs", "logits"])
+def test_rescaled_model_save_load_round_trip(tmp_path, space):
     model = small_model(softmax=False, seed=3)
     x = np.random.default_rng(3).normal(size=(8, 4)).astype("float32")
-    for space in ("probs", "logits"):
-        rescaled = keras_mixup.RescaledModel(
-            model, X_MEAN, Y_MEAN, theta_bar(0.4), space=space, from_logits=True
-        )
-        before = rescaled.predict(x, verbose=0)
-        path = tmp_path / f"rescaled_{space}.keras"
-        rescaled.save(path)
-        loaded = keras.models.load_model(path)  # safe_mode=True by default
-        assert isinstance(loaded, keras_mixup.RescaledModel)
-        assert (loaded.space, loaded.from_logits) == (space, True)
-        np.testing.assert_allclose(loaded.x_mean.numpy(), X_MEAN, rtol=1e-7)
-        np.testing.assert_allclose(loaded.y_mean.numpy(), Y_MEAN, rtol=1e-7)
-        assert float(loaded.theta_bar.numpy()) == pytest.approx(theta_bar(0.4), abs=1e-7)
-        np.testing.assert_array_equal(loaded.predict(x, verbose=0), before)
-        assert not loaded.x_mean.trainable and len(loaded.non_trainable_weights) == 3
+    rescaled = keras_mixup.RescaledModel(
+        model, X_MEAN, Y_MEAN, theta_bar(0.4), space=space, from_logits=True
+    )
+    before = rescaled.predict(x, verbose=0)
+    path = tmp_path / f"rescaled_{space}.keras"
+    rescaled.save(path)
+    loaded = keras.models.load_model(path)  # safe_mode=True by default
+    assert isinstance(loaded, keras_mixup.RescaledModel)
+    assert (loaded.space, loaded.from_logits) == (space, True)
+    np.testing.assert_allclose(loaded.x_mean.numpy(), X_MEAN, rtol=1e-7)
+    np.testing.assert_allclose(loaded.y_mean.numpy(), Y_MEAN, rtol=1e-7)
+    assert float(loaded.theta_bar.numpy()) == pytest.approx(theta_bar(0.4), abs=1e-7)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), before)
+    assert not loaded.x_mean.trainable and len(loaded.non_trainable_weights) == 3
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
@@ -298,15 +322,19 @@ def test_ece_streams_weights_logits_and_compiles():
     whole = ExpectedCalibrationError(from_logits=True)
     whole.update_state(labels, logits, sample_weight=weights)
     streamed = ExpectedCalibrationError(from_logits=True)
-    for part in np.array_split(np.arange(240), 7):
+    for part in np.split(np.arange(240), 6):  # one batch shape: one trace under JAX
         streamed.update_state(labels[part], logits[part], sample_weight=weights[part, None])
     ref = reference_ece(labels, numpy_softmax(logits.astype(np.float64)), 15, weights)
     assert float(whole.result()) == pytest.approx(ref, abs=1e-5)
     assert float(streamed.result()) == pytest.approx(float(whole.result()), abs=1e-6)
 
+    # Compiled with XLA (tf.function(jit_compile=True) or jax.jit), statelessly.
     jit = ExpectedCalibrationError()
-    step = tf.function(jit.update_state, jit_compile=True)
-    step(tf.constant(labels), tf.constant(probs))
+    state = xla(jit.stateless_update_state)(
+        [v.value for v in jit.variables], labels.astype("int32"), probs
+    )
+    for var, value in zip(jit.variables, state):
+        var.assign(value)
     plain = ExpectedCalibrationError()
     plain.update_state(labels, probs)
     assert float(jit.result()) == pytest.approx(float(plain.result()), abs=1e-6)
@@ -374,30 +402,64 @@ def stats_data(n=53, classes=4, seed=9):
     return x, y, np.bincount(y, minlength=classes) / n
 
 
-def test_training_means_of_batches_equal_numpy():
+class Batches(keras.utils.PyDataset):
+    """Array batches as a PyDataset (the backend-neutral Keras data class)."""
+
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+
+def make_data(kind, x, y, batch_size=8):
+    """The same examples as training data of one kind."""
+    if kind == "arrays":
+        return (x, y)
+    if kind == "backend tensors":  # jax.Array under JAX, tf.Tensor under TF
+        return (keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y))
+    if kind == "generator":
+        return ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size))
+    if kind == "py_dataset":
+        return Batches(x, y, batch_size)
+    tf = tensorflow()
+    ds = tf.data.Dataset.from_tensor_slices
+    if kind == "tf.data":
+        return ds((x, y)).batch(batch_size)  # short last batch
+    if kind == "tf.data (x, y, w)":
+        return ds((x, y[:, None] if y.ndim == 1 else y, np.ones(len(y), "float32"))).batch(16)
+    if kind == "tf.data dict":
+        return ds({"images": x, "labels": y}).batch(len(x))
+    if kind == "tf.data shards":  # two shards of one dataset, one after the other
+        return ds((x, y)).shard(2, 0).concatenate(ds((x, y)).shard(2, 1)).batch(10)
+    raise AssertionError(kind)
+
+
+KINDS = ["arrays", "backend tensors", "generator", "py_dataset", "tf.data",
+         "tf.data (x, y, w)", "tf.data dict", "tf.data shards"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_training_means_of_batches_equal_numpy(kind):
     x, y, freq = stats_data()
-    onehot = np.eye(4, dtype=np.float32)[y]
-    w = np.ones(len(y), np.float32)
-    sources = [
-        tf.data.Dataset.from_tensor_slices((x, y)).batch(8),          # short last batch
-        tf.data.Dataset.from_tensor_slices((x, y[:, None], w)).batch(16),
-        tf.data.Dataset.from_tensor_slices({"images": x, "labels": y}).batch(53),
-        # Two shards of one dataset, read one after the other.
-        tf.data.Dataset.from_tensor_slices((x, y)).shard(2, 0).concatenate(
-            tf.data.Dataset.from_tensor_slices((x, y)).shard(2, 1)).batch(10),
-        (x, y),
-    ]
-    for data in sources:
-        x_mean, y_mean, n = training_means(data, num_classes=4)
-        assert n == 53
-        np.testing.assert_allclose(x_mean, x.astype(np.float64).mean(axis=0), rtol=1e-6)
-        np.testing.assert_allclose(y_mean, freq, rtol=1e-12)
-    for data in (tf.data.Dataset.from_tensor_slices((x, onehot)).batch(7), (x, onehot)):
-        _, y_mean, _ = training_means(data)
-        np.testing.assert_allclose(y_mean, freq, rtol=1e-6)
+    x_mean, y_mean, n = training_means(make_data(kind, x, y), num_classes=4)
+    assert n == 53
+    np.testing.assert_allclose(x_mean, x.astype(np.float64).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(y_mean, freq, rtol=1e-12)
+    # One-hot labels need no num_classes.
+    _, y_mean, _ = training_means(make_data(kind, x, np.eye(4, dtype=np.float32)[y]))
+    np.testing.assert_allclose(y_mean, freq, rtol=1e-6)
 
 
+@pytest.mark.tensorflow_only
 def test_training_means_under_mirrored_strategy(mirrored):
+    import tensorflow as tf
+
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) >= 2, "tests/conftest.py configures 2 logical CPUs"
     strategy = mirrored
@@ -414,27 +476,54 @@ def test_training_means_under_mirrored_strategy(mirrored):
         np.testing.assert_allclose(y_mean, freq, rtol=1e-12)
     with pytest.raises(ValueError, match="strategy="):
         training_means(strategy.experimental_distribute_dataset(ds), 4)
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        training_means(ds, 3, strategy=strategy)
 
 
 def test_training_means_rejects_bad_data():
+    x, y, _ = stats_data()
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        training_means((x, y), 3)
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        training_means(make_data("generator", x, y), 3)
+    with pytest.raises(ValueError, match="num_classes"):
+        training_means(Batches(x, y, 8))
+    with pytest.raises(ValueError, match="empty"):
+        training_means(iter([]), 4)
+    with pytest.raises(ValueError, match="same examples"):
+        training_means((x, y[:-1]), 4)
+    with pytest.raises(TypeError, match="single input"):
+        training_means(({"a": x}, y), 4)
+    for data in ("data", x, {"images": x, "labels": y}, 3):
+        with pytest.raises(TypeError, match="tf.data.Dataset.*PyDataset"):
+            training_means(data, 4)
+
+    class Endless(keras.utils.PyDataset):
+        num_batches = None
+
+        def __getitem__(self, index):
+            return x[:8], y[:8]
+
+    with pytest.raises(ValueError, match="never ends"):
+        training_means(Endless(), 4)
+
+
+def test_training_means_rejects_bad_tf_datasets():
+    tf = tensorflow()
     x, y, _ = stats_data()
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     with pytest.raises(ValueError, match="infinite.*repeat"):
         training_means(ds.batch(8).repeat(), 4)
     with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
         training_means(ds.batch(8), 3)
-    with pytest.raises(ValueError, match=r"\[0, 3\)"):
-        training_means((x, y), 3)
     with pytest.raises(ValueError, match="num_classes"):
         training_means(ds.batch(8))
     with pytest.raises(ValueError, match="empty"):
         training_means(ds.take(0).batch(8), 4)
-    with pytest.raises(ValueError, match="same examples"):
-        training_means((x, y[:-1]), 4)
     with pytest.raises(TypeError, match="single input"):
         training_means(tf.data.Dataset.from_tensor_slices(({"a": x}, y)).batch(8), 4)
-    with pytest.raises(TypeError, match="tf.data.Dataset"):
-        training_means("data", 4)
+    with pytest.raises(TypeError, match=r"\(x, y\)"):
+        training_means(tf.data.Dataset.from_tensor_slices(x).batch(8), 4)
 
 
 # ----------------------------------------------------------------- callback
@@ -455,10 +544,8 @@ def test_callback_reads_alpha_builds_model_and_logs_validation():
     )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy", ExpectedCalibrationError(from_logits=True)])
-    callback = RescaledPrediction(
-        tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
-        validation_data=(x[:48], y[:48]),
-    )
+    callback = RescaledPrediction(make_data("tf.data", x, y, 32),
+                                  validation_data=(x[:48], y[:48]))
     history = model.fit(x, y, epochs=2, batch_size=32, verbose=0,
                         validation_data=(x[:48], y[:48]), callbacks=[callback])
     logs = history.history
@@ -478,6 +565,7 @@ def test_callback_reads_alpha_builds_model_and_logs_validation():
 
 
 def test_callback_with_explicit_alpha_on_a_pipeline_model():
+    tf = tensorflow()
     x, y = digits_like(n=64)
     model = small_model(softmax=True, seed=12)
     mixup = keras_mixup.layers.MixUp(alpha=1.0, num_classes=3, seed=0)
@@ -533,6 +621,8 @@ def test_callback_rejects_bad_arguments():
         RescaledPrediction(x, alpha=1.0)
     with pytest.raises(TypeError, match="validation_data"):
         RescaledPrediction((x, y), alpha=1.0, validation_data=x)
+    with pytest.raises(TypeError, match="validation_data"):
+        RescaledPrediction((x, y), alpha=1.0, validation_data=iter([(x, y)]))
     with pytest.raises(TypeError, match="from_logits"):
         RescaledPrediction((x, y), alpha=1.0, from_logits="no")
     with pytest.raises(ValueError, match="batch_size"):
@@ -544,6 +634,60 @@ def test_callback_rejects_bad_arguments():
     callback = RescaledPrediction((x, np.zeros(16, np.int64)), alpha=1.0, space="logits")
     with pytest.raises(ValueError, match="space='probs'"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+
+
+def test_callback_on_a_plain_model_matches_the_numpy_rescaling():
+    # A plain Keras model trained on NumPy arrays, no MixupModel: the
+    # callback's statistics, rescaled predictions and logged scores. One
+    # fit() serves a callback per kind of `data`.
+    x, y = digits_like(n=64)
+    model = small_model(softmax=True, seed=13)
+    model.compile("adam", "sparse_categorical_crossentropy",
+                  metrics=["accuracy", ExpectedCalibrationError(num_bins=5)])
+    kinds = ["arrays", "generator", "py_dataset"]
+    kinds += ["tf.data"] if importlib.util.find_spec("tensorflow") else []
+    validate = {"validation_data": (x[:32], y[:32]), "batch_size": 16}  # one logs
+    callbacks = [RescaledPrediction(make_data(kind, x, y, 16), alpha=0.5,
+                                    **(validate if kind == "arrays" else {}))
+                 for kind in kinds]
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=callbacks)
+    expected = hand_rescaled(model, x[:32], theta_bar(0.5), "probs", False,
+                             x.astype(np.float64).mean(axis=0), np.bincount(y) / 64)
+    for kind, callback in zip(kinds, callbacks):
+        assert callback.theta_bar == theta_bar(0.5), kind
+        np.testing.assert_allclose(callback.x_mean, x.astype(np.float64).mean(axis=0),
+                                   rtol=1e-12, err_msg=kind)
+        np.testing.assert_allclose(callback.y_mean, np.bincount(y) / 64, err_msg=kind)
+        rescaled = callback.rescaled_model
+        assert rescaled.model is model and not rescaled.from_logits
+        probs = rescaled.predict(x[:32], verbose=0)
+        np.testing.assert_allclose(probs, expected, rtol=2e-5, atol=2e-6, err_msg=kind)
+    logs = history.history
+    assert logs["val_rescaled_accuracy"][-1] == pytest.approx(
+        np.mean(expected.argmax(-1) == y[:32]), abs=1e-6)
+    assert logs["val_rescaled_ece"][-1] == pytest.approx(
+        reference_ece(y[:32], expected, 5), abs=1e-5)
+
+
+def test_callback_reads_a_generator_once_for_a_subclassed_model():
+    # A subclassed model has no symbolic output: the callback runs it on the
+    # first batch to count the classes, and still averages every batch.
+    class Classifier(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.head = keras.layers.Dense(8), keras.layers.Dense(3)
+
+        def call(self, inputs):
+            return self.head(self.hidden(inputs))
+
+    x, y = digits_like(n=48)
+    model = Classifier()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = RescaledPrediction(make_data("generator", x, y, 16), alpha=1.0)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[callback])
+    np.testing.assert_allclose(callback.x_mean, x.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(callback.y_mean, np.bincount(y, minlength=3) / 48)
+    assert callback.rescaled_model.from_logits
 
 
 # ------------------------------------------------------------------ example

@@ -9,6 +9,10 @@ from keras.src.testing import TestCase
 from keras_mixup.layers import CutMix, MixUp, RandomMix
 from tests.conftest import xla
 
+# Written against TensorFlow tensors and graphs; the backend-neutral
+# contract runs on every backend in test_backends.py.
+pytestmark = pytest.mark.tensorflow_only
+
 ALL_LAYERS = {
     "mixup": lambda **kw: MixUp(alpha=0.5, **kw),
     "cutmix": lambda **kw: CutMix(alpha=1.0, **kw),

@@ -1,16 +1,26 @@
-"""MixupE: the regularizer against a float64 NumPy reference, and in training."""
+"""MixupE: the regularizer against a float64 NumPy reference, and in training.
+
+Runs on the backend Keras runs on (TensorFlow or JAX; see conftest.py).
+"""
+
+import contextlib
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_mixup
 from keras_mixup import MixupE, MixupModel
 from keras_mixup.layers import CutMix, MixUp
+from keras_mixup.ops import as_seed, fold_seed
+from tests.conftest import xla
+
+BACKEND = keras.backend.backend()
 
 ALPHA = 2.0
 PARTNER = ALPHA / (2 * ALPHA + 1)  # E[1 − λ] for α = β
+
+to_np = keras.ops.convert_to_numpy
 
 
 def tiny_mlp(seed=0, softmax=False):
@@ -67,14 +77,12 @@ def test_penalty_matches_numpy(mode):
         mm.regularizer.input_mean.assign(prior)
         mm.regularizer.input_count.assign(10.0)
         x_mean = (10 * prior + x.sum(0)) / (10 + len(x))
-    reg = mm.regularizer.penalty(
-        mm, x, y, None, tf.constant([1, 2], tf.int64), PARTNER
-    )
+    reg = mm.regularizer.penalty(mm, x, y, None, as_seed(1), PARTNER)
     expected, _ = np_penalty(mm.model, x, np.eye(3)[y], mode, x_mean)
     np.testing.assert_allclose(float(reg), expected, rtol=1e-5)
     if mode == "exact":
-        np.testing.assert_allclose(mm.regularizer.input_mean.numpy(), x_mean, rtol=1e-5)
-        assert float(mm.regularizer.input_count.numpy()) == 10 + len(x)
+        np.testing.assert_allclose(to_np(mm.regularizer.input_mean), x_mean, rtol=1e-5)
+        assert float(to_np(mm.regularizer.input_count)) == 10 + len(x)
 
 
 @pytest.mark.parametrize("mode", ["fast", "exact"])
@@ -133,6 +141,19 @@ def conv_model():
     return keras.Model(inputs, keras.layers.Dense(3)(h))
 
 
+def bn_model():
+    """Batch normalization and dropout: a training-mode forward pass assigns
+    moving statistics and advances a seed generator."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(4, 3)(inputs)
+    h = keras.layers.BatchNormalization(momentum=0.5)(h)
+    h = keras.layers.Activation("gelu")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    h = keras.layers.Dropout(0.25)(h)
+    return keras.Model(inputs, keras.layers.Dense(3)(h))
+
+
 def test_exact_jvp_equals_finite_difference_directional_derivative():
     mm = MixupModel(conv_model(), mixer=MixUp(alpha=ALPHA),
                     regularizer=MixupE(mode="exact"), seed=0)
@@ -140,8 +161,8 @@ def test_exact_jvp_equals_finite_difference_directional_derivative():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(5, 6, 6, 2)).astype("float32")
     y = np.eye(3, dtype="float32")[[0, 1, 2, 1, 0]]
-    reg = float(mm.regularizer.penalty(mm, x, y, None, tf.constant([0, 0], tf.int64), 1.0))
-    t = mm.regularizer.input_mean.numpy()[None] - x  # x̄ = the batch mean now
+    reg = float(mm.regularizer.penalty(mm, x, y, None, as_seed(0), 1.0))
+    t = to_np(mm.regularizer.input_mean)[None] - x  # x̄ = the batch mean now
     eps = 1e-2
     f = mm.model.predict(x, verbose=0).astype(np.float64)
     df = (mm.model.predict(x + eps * t, verbose=0).astype(np.float64)
@@ -151,26 +172,82 @@ def test_exact_jvp_equals_finite_difference_directional_derivative():
     np.testing.assert_allclose(reg, expected, rtol=2e-3)
 
 
-def test_jvp_equals_forward_mode():
+def reference_jvp(fn, x, t):
+    """``J_fn(x)·t`` by another route than `_jvp`'s: forward mode
+    (``tf.autodiff.ForwardAccumulator``) on TensorFlow, the explicit
+    Jacobian from reverse mode (``jax.jacrev``) on JAX."""
+    if BACKEND == "jax":
+        import jax
+
+        jac = jax.jacrev(fn)(x)  # (batch, classes, *x.shape)
+        return jax.numpy.tensordot(jac, t, axes=t.ndim)
+    import tensorflow as tf
+
+    with tf.autodiff.ForwardAccumulator(x, t) as acc:
+        f = fn(x)
+    return acc.jvp(f)
+
+
+def test_jvp_equals_an_independent_derivative():
     from keras_mixup.regularizers import _jvp
 
     net = conv_model()
     rng = np.random.default_rng(6)
-    x = tf.constant(rng.normal(size=(4, 6, 6, 2)), tf.float32)
-    t = tf.constant(rng.normal(size=(4, 6, 6, 2)), tf.float32)
-    with tf.autodiff.ForwardAccumulator(x, t) as acc:
-        f = net(x, training=True)
-    expected = acc.jvp(f)
-    got_f, got = tf.function(lambda: _jvp(lambda v: net(v, training=True), x, t),
-                             jit_compile=True)()
-    np.testing.assert_allclose(got_f, f, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    x = keras.ops.convert_to_tensor(rng.normal(size=(4, 6, 6, 2)), "float32")
+    t = keras.ops.convert_to_tensor(rng.normal(size=(4, 6, 6, 2)), "float32")
+    fn = lambda v: net(v, training=True)
+    expected = xla(lambda: reference_jvp(fn, x, t))()
+    got_f, got = xla(lambda: _jvp(fn, x, t, net.variables))()
+    np.testing.assert_allclose(to_np(got_f), to_np(fn(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_np(got), to_np(expected), rtol=1e-4, atol=1e-6)
+
+
+def test_jvp_in_a_stateless_step_makes_the_forward_pass_updates():
+    """Inside a compiled step's `keras.StatelessScope` (how the JAX train
+    step runs), `_jvp` gives the forward pass's outputs and assignments
+    (moving statistics, seed-generator state) — no derivative tracer in
+    them — and leaves the variables themselves alone."""
+    from keras_mixup.regularizers import _jvp
+
+    net = bn_model()
+    variables = net.variables
+    values = [keras.ops.convert_to_tensor(v) for v in variables]
+    before = [to_np(v) for v in values]
+    rng = np.random.default_rng(7)
+    x = keras.ops.convert_to_tensor(rng.normal(size=(6, 6, 6, 2)), "float32")
+    t = keras.ops.convert_to_tensor(rng.normal(size=(6, 6, 6, 2)), "float32")
+
+    def stateless(fn):
+        def step(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+                out = fn(*args)
+            new = [scope.get_current_value(v) for v in variables]
+            return out, [v if n is None else n for v, n in zip(values, new)]
+        return xla(step)
+
+    forward = lambda v: net(v, training=True)
+    (f, df), after_jvp = stateless(lambda x, t: _jvp(forward, x, t, variables))(values, x, t)
+    f0, after_forward = stateless(forward)(values, x)
+    np.testing.assert_allclose(to_np(f), to_np(f0), rtol=1e-5, atol=1e-6)
+    changed = 0
+    for a, b, v0 in zip(after_jvp, after_forward, before):
+        np.testing.assert_allclose(to_np(a), to_np(b), rtol=1e-5, atol=1e-6)
+        changed += not np.array_equal(to_np(b), v0)
+    assert changed == 3  # moving mean, moving variance, dropout's seed state
+    for v, v0 in zip(variables, before):
+        np.testing.assert_array_equal(to_np(v), v0)
+    # The directional derivative of the same function: each pass starts from
+    # the same seed state, so dropout draws the same mask.
+    eps = 1e-2
+    run = stateless(forward)
+    fd = (to_np(run(values, x + eps * t)[0]) - to_np(run(values, x - eps * t)[0])) / (2 * eps)
+    np.testing.assert_allclose(to_np(df), fd, rtol=2e-2, atol=2e-3)
 
 
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_softmax_output_gives_the_same_penalty_as_logits(mode):
     x, y = data()
-    seed = tf.constant([0, 0], tf.int64)
+    seed = as_seed(0)
     values = []
     for softmax, loss in [(False, keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
                           (True, "sparse_categorical_crossentropy")]:
@@ -184,7 +261,7 @@ def test_labels_and_weights():
     x, y = data(8)
     mm = wrap(tiny_mlp(), "fast")
     mm.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    seed = tf.constant([0, 0], tf.int64)
+    seed = as_seed(0)
     pen = lambda *a: float(mm.regularizer.penalty(mm, *a, seed, 1.0))
     sparse = pen(x, y, None)
     np.testing.assert_allclose(pen(x, np.eye(3, dtype="float32")[y], None), sparse, rtol=1e-6)
@@ -205,12 +282,15 @@ def test_batch_fraction_is_an_unbiased_estimate_on_a_subset():
     p = np.exp(f) / np.exp(f).sum(1, keepdims=True)
     q = PARTNER * np.abs(((np.eye(3)[y] - p) * f).sum(1))
 
-    @tf.function
+    base = as_seed(9)
+
+    @xla
     def estimate(i):
-        return mm.regularizer.penalty(mm, x, y, None, tf.stack([i, 9]), PARTNER)
+        return mm.regularizer.penalty(mm, x, y, None, fold_seed(base, i), PARTNER)
 
     n = 400
-    draws = np.array([float(estimate(tf.constant(i, tf.int64))) for i in range(n)])
+    draws = np.array([float(estimate(keras.ops.convert_to_tensor(i, "int32")))
+                      for i in range(n)])
     # Each draw is the mean of 4 of the 16 values: the possible means are
     # exactly the 4-subsets, and their spread follows sampling without
     # replacement.
@@ -228,12 +308,13 @@ def test_partner_weight_follows_the_chosen_site_and_schedule():
     h = MixUp(alpha=0.5, beta=2.0)(h)
     out = keras.layers.Dense(3)(keras.layers.Flatten()(h))
     mm = MixupModel(keras.Model(inputs, out), regularizer=MixupE(), seed=0)
-    np.testing.assert_allclose(float(mm._partner_weight(tf.constant(0))), 1 / 3, rtol=1e-6)
+    site = lambda i: keras.ops.convert_to_tensor(i, "int32")
+    np.testing.assert_allclose(float(mm._partner_weight(site(0))), 1 / 3, rtol=1e-6)
     np.testing.assert_allclose(
-        float(mm._partner_weight(tf.constant(1))), 2 * 0.5 * 2 / (2.5 * 3.5), rtol=1e-6
+        float(mm._partner_weight(site(1))), 2 * 0.5 * 2 / (2.5 * 3.5), rtol=1e-6
     )
     mm.sites[1].enabled.assign(0.0)
-    assert float(mm._partner_weight(tf.constant(1))) == 0.0
+    assert float(mm._partner_weight(site(1))) == 0.0
     mix = keras_mixup.layers.RandomMix([MixUp(alpha=1.0), CutMix(alpha=3.0)],
                                        weights=[1, 3], rate=0.5)
     np.testing.assert_allclose(
@@ -244,11 +325,15 @@ def test_partner_weight_follows_the_chosen_site_and_schedule():
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_fit_with_xla_manifold_sites_and_save_load(mode, tmp_path):
+    """Batch normalization and dropout make the clean pass assign state."""
     inputs = keras.Input((8, 8, 1))
     h = MixUp(alpha=1.0)(inputs)
-    h = keras.layers.Conv2D(4, 3, activation="relu")(h)
+    h = keras.layers.Conv2D(4, 3)(h)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.Activation("relu")(h)
     h = CutMix(alpha=1.0)(h)
     h = keras.layers.GlobalAveragePooling2D()(h)
+    h = keras.layers.Dropout(0.1)(h)
     out = keras.layers.Dense(3)(h)
     mm = MixupModel(keras.Model(inputs, out), seed=1,
                     regularizer=MixupE(eta=0.1, mode=mode, batch_fraction=0.5))
@@ -265,21 +350,29 @@ def test_fit_with_xla_manifold_sites_and_save_load(mode, tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), mm.predict(x, verbose=0))
     assert loaded.regularizer.get_config() == mm.regularizer.get_config()
     if mode == "exact":
-        np.testing.assert_allclose(loaded.regularizer.input_mean.numpy(),
-                                   mm.regularizer.input_mean.numpy())
-        np.testing.assert_allclose(loaded.regularizer.input_mean.numpy(), x.mean(0), atol=1e-5)
+        np.testing.assert_allclose(to_np(loaded.regularizer.input_mean),
+                                   to_np(mm.regularizer.input_mean))
+        np.testing.assert_allclose(to_np(loaded.regularizer.input_mean), x.mean(0), atol=1e-5)
 
 
-def test_mirrored_strategy_mean_is_global(mirrored):
-    strategy = mirrored
-    with strategy.scope():
+def test_data_parallel_mean_is_global(request):
+    """Two devices share each batch (a MirroredStrategy on TensorFlow,
+    `keras.distribution.DataParallel` on JAX): x̄ averages all of it."""
+    if BACKEND == "tensorflow":
+        build, train = request.getfixturevalue("mirrored").scope(), contextlib.nullcontext()
+    else:
+        devices = keras.distribution.list_devices("cpu")[:2]
+        distribution = keras.distribution.DataParallel(devices=devices)
+        build, train = distribution.scope(), distribution.scope()
+    with build:
         mm = wrap(tiny_mlp(), "exact", fraction=0.5)
         mm.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x, y = data(32)
-    logs = mm.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    with train:
+        logs = mm.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
     assert np.isfinite(logs["mixupe_reg"]).all()
-    np.testing.assert_allclose(mm.regularizer.input_mean.numpy(), x.mean(0), atol=1e-5)
-    assert float(mm.regularizer.input_count.numpy()) == 32
+    np.testing.assert_allclose(to_np(mm.regularizer.input_mean), x.mean(0), atol=1e-5)
+    assert float(to_np(mm.regularizer.input_count)) == 32
 
 
 def test_mixed_precision():
@@ -309,7 +402,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="one input of known shape"):
         MixupModel(two, mixer=MixUp(), regularizer=MixupE(mode="exact"))
     mm = wrap(tiny_mlp(), "fast")
-    mm.compile("sgd", lambda y_true, y_pred: tf.reduce_mean(tf.square(y_pred)))
+    mm.compile("sgd", lambda y_true, y_pred: keras.ops.mean(keras.ops.square(y_pred)))
     x, y = data(4)
     with pytest.raises(ValueError, match="from_logits"):
         mm.train_on_batch(x, np.eye(3, dtype="float32")[y])

@@ -15,6 +15,10 @@ import tensorflow as tf
 import keras_mixup
 from keras_mixup.layers import CutMix, MixUp
 
+# Written against TensorFlow tensors and graphs; the backend-neutral
+# contract runs on every backend in test_backends.py.
+pytestmark = pytest.mark.tensorflow_only
+
 B = 8  # batch = feature size: row i of the identity identifies example i
 
 

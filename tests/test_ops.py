@@ -8,6 +8,10 @@ import tensorflow as tf
 from keras_mixup import ops
 from tests.conftest import xla
 
+# Written against TensorFlow tensors and graphs; the backend-neutral
+# contract runs on every backend in test_backends.py.
+pytestmark = pytest.mark.tensorflow_only
+
 # (alpha, beta) pairs: symmetric and asymmetric, small and large.
 BETA_PARAMS = [(0.2, 0.2), (1.0, 1.0), (0.4, 2.5), (2.0, 6.0), (30.0, 5.0)]
 

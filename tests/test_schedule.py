@@ -9,6 +9,10 @@ from keras_mixup import MixupModel
 from keras_mixup.callbacks import MixupSchedule
 from keras_mixup.layers import CutMix, MixUp, RandomMix
 
+# Written against TensorFlow tensors and graphs; the backend-neutral
+# contract runs on every backend in test_backends.py.
+pytestmark = pytest.mark.tensorflow_only
+
 
 def label_max():
     """Mean over examples of max(y_true): 1 for clean one-hot labels, below

@@ -1,17 +1,37 @@
-"""RescaledPrediction: builds and evaluates the rescaled model during ``fit``."""
+"""RescaledPrediction: builds and evaluates the rescaled model during ``fit``.
 
+The means are streamed on the host in float64 NumPy on every backend; only a
+``tf.distribute`` dataset is summed by TensorFlow, per replica, and reduced.
+"""
+
+import contextlib
+import itertools
 import numbers
+import sys
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_mixup.layers.mix_up import MixUp
 from keras_mixup.layers.random_mix import RandomMix
 from keras_mixup.model import MixupModel, find_sites
-from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.theta import theta_bar
 from keras_mixup.rescaled import RescaledModel, check_space
+
+
+def _tf():
+    """TensorFlow if something imported it, else None. A tf.data or
+    tf.distribute object can only exist then: this tells them apart without
+    importing TensorFlow (which a JAX or PyTorch setup may not have)."""
+    return sys.modules.get("tensorflow")
+
+
+def _is_tf_dataset(data):
+    return _tf() is not None and isinstance(data, _tf().data.Dataset)
+
+
+def _is_distributed(data):
+    return _tf() is not None and isinstance(data, _tf().distribute.DistributedDataset)
 
 
 def _unpack(element):
@@ -27,12 +47,49 @@ def _unpack(element):
     )
 
 
+def _check_data(data):
+    """Raises a TypeError unless ``data`` is training data to stream."""
+    if isinstance(data, (tuple, list)):
+        _unpack(tuple(data))
+    elif not (
+        _is_tf_dataset(data)
+        or _is_distributed(data)
+        or (
+            hasattr(data, "__iter__")
+            and not hasattr(data, "shape")  # an array, not batches
+            and not isinstance(data, (str, bytes, dict))
+        )
+    ):
+        raise TypeError(
+            "`data` must be the un-mixed training data: a tuple of arrays "
+            "(x, y) / (x, y, sample_weight), a finite batched tf.data.Dataset "
+            "(or distributed dataset) of (x, y) batches, a "
+            "keras.utils.PyDataset, or another iterable of (x, y) batches "
+            f"(e.g. a generator); got {type(data).__name__}."
+        )
+
+
 def _check_single_input(x):
-    if tf.nest.is_nested(x):
+    if keras.tree.is_nested(x):
         raise TypeError(
             "Rescaled prediction shrinks a single input tensor; the data has "
             "nested inputs (a dict or tuple). Pass single-input data."
         )
+
+
+def _to_numpy(value):
+    try:
+        return np.asarray(value)
+    except (TypeError, RuntimeError, ValueError):  # e.g. a tensor on a GPU
+        return keras.ops.convert_to_numpy(value)
+
+
+def _is_class_ids(y):
+    """Integer labels of shape ``(B,)`` or ``(B, 1)`` (NumPy or TF)."""
+    shape = tuple(y.shape)
+    return "int" in keras.backend.standardize_dtype(y.dtype) and (
+        len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)
+    )
 
 
 def _num_classes_or_fail(num_classes):
@@ -44,41 +101,107 @@ def _num_classes_or_fail(num_classes):
     return num_classes
 
 
+def _batches(data):
+    """The ``(x, y)`` elements of non-distributed data (see `_check_data`)."""
+    if isinstance(data, (tuple, list)):
+        return [_unpack(tuple(data))]
+    if _is_tf_dataset(data):
+        if data.cardinality() == _tf().data.INFINITE_CARDINALITY:
+            raise ValueError(
+                "The training dataset is infinite (it repeats), so a pass over "
+                "it never ends: pass the dataset without `.repeat()`, or "
+                "`.take(steps)` of it."
+            )
+        _unpack(data.element_spec)
+        return map(_unpack, data.as_numpy_iterator())
+    if isinstance(data, keras.utils.PyDataset):
+        try:
+            endless = data.num_batches is None
+        except NotImplementedError:
+            endless = True
+        if endless:
+            raise ValueError(
+                "The training PyDataset has no `num_batches` (or `__len__`), "
+                "so a pass over it never ends: give it a length."
+            )
+    return map(_unpack, data)
+
+
 def _batch_sums(x, y, num_classes):
-    """Sums over a batch: inputs, labels (one-hot for class ids), count, and
-    the number of labels counted (class ids out of range are not)."""
+    """Sums over a batch, in float64: inputs, labels (one-hot for class
+    ids), the count, and the number of labels counted (class ids out of
+    range are not)."""
     _check_single_input(x)
-    x = tf.cast(x, tf.float32)
-    count = tf.cast(tf.shape(x)[0], tf.float64)
-    x_sum = tf.cast(tf.reduce_sum(x, axis=0), tf.float64)
-    y = tf.convert_to_tensor(y)
-    if is_class_ids(y):
+    x, y = _to_numpy(x), _to_numpy(y)
+    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            "The training inputs and labels must hold the same examples: got "
+            f"a batch of {x.shape[0] if x.ndim else 0} inputs and "
+            f"{y.shape[0] if y.ndim else 0} labels."
+        )
+    count = float(x.shape[0])
+    x_sum = np.sum(x, axis=0, dtype=np.float64)
+    if _is_class_ids(y):
         classes = _num_classes_or_fail(num_classes)
-        ids = tf.reshape(tf.cast(y, tf.int32), [-1])
-        ids = tf.where((ids >= 0) & (ids < classes), ids, -1)  # -1: dropped
-        y_sum = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float64), ids, classes)
-        counted = tf.reduce_sum(y_sum)
+        ids = y.reshape(-1).astype(np.int64)
+        valid = (ids >= 0) & (ids < classes)
+        y_sum = np.bincount(ids[valid], minlength=classes).astype(np.float64)
+        counted = float(valid.sum())
     else:
-        y_sum = tf.reduce_sum(tf.cast(y, tf.float64), axis=0)
+        y_sum = np.sum(y, axis=0, dtype=np.float64)
         counted = count
-    return x_sum, y_sum, count, counted
+    return [x_sum, y_sum, count, counted]
+
+
+def _distributed_sums(data, strategy, num_classes):
+    """The sums of `_batch_sums` over a ``tf.distribute`` dataset: each
+    replica sums its share, and the sums are added across replicas."""
+    tf = _tf()  # imported: the dataset is a TensorFlow object
+
+    def local(element):
+        x, y = _unpack(element)
+        _check_single_input(x)
+        count = tf.cast(tf.shape(x)[0], tf.float64)
+        x_sum = tf.reduce_sum(tf.cast(x, tf.float64), axis=0)
+        y = tf.convert_to_tensor(y)
+        if _is_class_ids(y):
+            classes = _num_classes_or_fail(num_classes)
+            ids = tf.reshape(tf.cast(y, tf.int32), [-1])
+            ids = tf.where((ids >= 0) & (ids < classes), ids, -1)  # -1: dropped
+            y_sum = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.float64), ids, classes)
+            return x_sum, y_sum, count, tf.reduce_sum(y_sum)
+        return x_sum, tf.reduce_sum(tf.cast(y, tf.float64), axis=0), count, count
+
+    @tf.function
+    def step(element):
+        per_replica = strategy.run(local, args=(element,))
+        return [
+            strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for v in per_replica
+        ]
+
+    for element in data:
+        yield [np.asarray(v, dtype=np.float64) for v in step(element)]
 
 
 def training_means(data, num_classes=None, strategy=None):
     """Mean input and mean (one-hot) label, in one streaming pass.
 
+    Sums are taken on the host in float64 NumPy, on every backend; a
+    ``tf.distribute`` dataset is summed per replica by TensorFlow and the
+    sums are reduced across replicas.
+
     Args:
-        data: un-mixed training data: a finite, batched ``tf.data.Dataset``
-            of ``(x, y)`` / ``(x, y, sample_weight)`` (or
-            ``{"images", "labels"}``) elements, a distributed dataset
-            (``strategy.experimental_distribute_dataset``), or a tuple of
-            arrays ``(x, y)`` / ``(x, y, sample_weight)``. Sample weights
-            are ignored: the means are over examples.
+        data: un-mixed training data (sample weights are ignored: the means
+            are over examples): arrays ``(x, y)`` / ``(x, y, w)`` (a list or
+            tuple is read as arrays), a finite batched ``tf.data.Dataset``
+            of such elements (or ``{"images", "labels"}`` dicts), a
+            distributed dataset, a ``keras.utils.PyDataset``, or another
+            iterable of batches (a generator is consumed).
         num_classes: number of classes, needed for integer class ids.
         strategy: the ``tf.distribute`` strategy of a distributed dataset
-            (default: the one in scope). A plain dataset is also distributed
-            when the strategy has several replicas; each replica sums its
-            share and the sums and counts are added across replicas.
+            (default: the one in scope). A ``tf.data`` dataset is
+            distributed too when the strategy has several replicas.
 
     Returns:
         ``(x_mean, y_mean, count)``: float64 NumPy arrays (the mean input of
@@ -88,79 +211,35 @@ def training_means(data, num_classes=None, strategy=None):
     Example:
 
     >>> x = np.arange(12, dtype="float32").reshape(6, 2)
-    >>> ds = tf.data.Dataset.from_tensor_slices((x, np.array([0, 1, 1, 2, 2, 2]))).batch(4)
-    >>> x_mean, y_mean, n = keras_mixup.callbacks.rescaled.training_means(ds, num_classes=3)
+    >>> y = np.array([0, 1, 1, 2, 2, 2])
+    >>> batches = ((x[i:i + 4], y[i:i + 4]) for i in range(0, 6, 4))
+    >>> x_mean, y_mean, n = keras_mixup.callbacks.rescaled.training_means(
+    ...     batches, num_classes=3)
     >>> x_mean.tolist(), y_mean.round(3).tolist(), n
     ([5.0, 6.0], [0.167, 0.333, 0.5], 6)
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    >>> keras_mixup.callbacks.rescaled.training_means(ds, num_classes=3)[2]
+    6
     """
-    if isinstance(data, (tuple, list)):
-        x, y = _unpack(tuple(data))
-        _check_single_input(x)
-        x, y = np.asarray(x), np.asarray(y)
-        if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
-            raise ValueError(
-                f"The training arrays must hold the same examples: got {x.shape[0] if x.ndim else 0} "
-                f"inputs and {y.shape[0] if y.ndim else 0} labels (at least 1)."
-            )
-        n = x.shape[0]
-        x_mean = np.mean(x, axis=0, dtype=np.float64)
-        if np.issubdtype(y.dtype, np.integer) and (y.ndim == 1 or y.shape[1:] == (1,)):
-            classes = _num_classes_or_fail(num_classes)
-            ids = y.reshape(-1)
-            if ids.min() < 0 or ids.max() >= classes:
-                raise ValueError(
-                    f"Class ids must be in [0, {classes}); got ids from "
-                    f"{ids.min()} to {ids.max()}."
-                )
-            y_mean = np.bincount(ids, minlength=classes) / n
-        else:
-            y_mean = np.mean(y, axis=0, dtype=np.float64)
-        return x_mean, y_mean, n
-    if strategy is None and tf.distribute.has_strategy():
-        strategy = tf.distribute.get_strategy()
-    distributed = isinstance(data, tf.distribute.DistributedDataset)
+    _check_data(data)
+    if strategy is None and _tf() is not None and _tf().distribute.has_strategy():
+        strategy = _tf().distribute.get_strategy()
+    distributed = _is_distributed(data)
     if distributed and strategy is None:
         raise ValueError(
             "A distributed dataset needs its strategy: pass `strategy=` (the "
             "one whose experimental_distribute_dataset made it) or call this "
             "inside `strategy.scope()`."
         )
-    if not distributed and not isinstance(data, tf.data.Dataset):
-        raise TypeError(
-            "The training data must be a tf.data.Dataset of (x, y) batches, a "
-            "distributed dataset, or a tuple of arrays (x, y); got "
-            f"{type(data).__name__}."
-        )
-    if not distributed:
-        if data.cardinality() == tf.data.INFINITE_CARDINALITY:
-            raise ValueError(
-                "The training dataset is infinite (it repeats), so a pass over "
-                "it never ends: pass the dataset without `.repeat()`, or "
-                "`.take(steps)` of it."
-            )
-        _unpack(data.element_spec)
-        if strategy is not None and strategy.num_replicas_in_sync > 1:
-            data = strategy.experimental_distribute_dataset(data)
-            distributed = True
-
-    def local(element):
-        x, y = _unpack(element)
-        return _batch_sums(x, y, num_classes)
-
+    if _is_tf_dataset(data) and strategy is not None and strategy.num_replicas_in_sync > 1:
+        _batches(data)  # checks that the dataset is finite, of (x, y) elements
+        data, distributed = strategy.experimental_distribute_dataset(data), True
     if distributed:
-        @tf.function
-        def step(element):
-            per_replica = strategy.run(local, args=(element,))
-            return [
-                strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                for v in per_replica
-            ]
+        parts = _distributed_sums(data, strategy, num_classes)
     else:
-        step = tf.function(local, reduce_retracing=True)
-
+        parts = (_batch_sums(x, y, num_classes) for x, y in _batches(data))
     sums = None
-    for element in data:
-        batch = [np.asarray(v, dtype=np.float64) for v in step(element)]
+    for batch in parts:
         sums = batch if sums is None else [s + b for s, b in zip(sums, batch)]
     if sums is None or sums[2] == 0:
         raise ValueError("The training data is empty: there is nothing to average.")
@@ -251,26 +330,30 @@ class RescaledPrediction(keras.callbacks.Callback):
     needed). ``space="logits"`` rescales around ``log ȳ``, the log class
     frequencies, so every class must occur in ``data``.
 
-    Under ``tf.distribute``, a distributed dataset (or a plain one, when the
-    model's strategy has several replicas) is summed per replica and the
-    sums and counts are added across replicas. Mixed batches would give the
-    same means in expectation (a permutation pairing keeps the batch mean),
-    but pass the un-mixed data to get them exactly.
+    It works on every Keras backend: the means are summed on the host in
+    float64 NumPy, or per replica under ``tf.distribute`` (see
+    `training_means`). Mixed batches would give the same means in
+    expectation (a permutation pairing keeps the batch mean), but pass the
+    un-mixed data to get them exactly.
 
     Args:
-        data: the un-mixed training data: a finite, batched ``tf.data``
-            dataset of ``(x, y)`` / ``(x, y, sample_weight)`` elements, a
-            distributed dataset, or arrays ``(x, y)``. Labels are class ids
-            (the number of classes is the model's last output dimension) or
-            one-hot / soft float labels.
+        data: the un-mixed training data: arrays ``(x, y)`` (NumPy, JAX or
+            TF), a finite, batched ``tf.data`` dataset of ``(x, y)`` /
+            ``(x, y, sample_weight)`` elements (on any backend), a
+            distributed dataset, a ``keras.utils.PyDataset``, or another
+            iterable of such batches (a generator is read once, at the
+            start of the first ``fit``). Labels are class ids (the number
+            of classes is the model's last output dimension) or one-hot /
+            soft float labels.
         alpha: the Beta α used for training; default: read from the
             model's `MixUp` site(s) (a `RandomMix` of MixUp layers counts
             its ``rate``). CutMix has no θ̄: pass ``alpha`` to rescale
             anyway.
         beta: the second Beta concentration (default ``alpha``).
         space: ``"probs"`` (default) or ``"logits"``, see `RescaledModel`.
-        validation_data: optional ``(x, y)`` arrays or a ``tf.data`` dataset
-            to evaluate the rescaled model on after each epoch (Keras 3
+        validation_data: optional ``(x, y)`` / ``(x, y, sample_weight)``
+            arrays, a ``tf.data`` dataset or a ``keras.utils.PyDataset`` to
+            evaluate the rescaled model on after each epoch (Keras 3
             callbacks cannot see ``fit``'s own ``validation_data``).
         from_logits: whether the model returns logits; default: read from
             the compiled loss (``from_logits`` of a cross-entropy loss
@@ -299,24 +382,15 @@ class RescaledPrediction(keras.callbacks.Callback):
     (2, 2)
     """
 
-    def __init__(
-        self,
-        data,
-        alpha=None,
-        beta=None,
-        space="probs",
-        validation_data=None,
-        from_logits=None,
-        batch_size=None,
-    ):
+    def __init__(self, data, alpha=None, beta=None, space="probs",
+                 validation_data=None, from_logits=None, batch_size=None):
         super().__init__()
         if alpha is None and beta is not None:
             raise ValueError(
                 "`beta` was given without `alpha`; pass both (or neither, to "
                 "read them from the model's MixUp layer)."
             )
-        self.alpha = alpha
-        self.beta = beta
+        self.alpha, self.beta = alpha, beta
         self._given_theta = None if alpha is None else theta_bar(alpha, beta)
         self.space = check_space(space)
         if from_logits is not None and not isinstance(from_logits, bool):
@@ -325,31 +399,22 @@ class RescaledPrediction(keras.callbacks.Callback):
                 f"compiled loss); got {from_logits!r}."
             )
         self.from_logits = from_logits
-        if batch_size is not None and (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, numbers.Integral)
-            or batch_size < 1
-        ):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, numbers.Integral) or batch_size < 1):
             raise ValueError(f"`batch_size` must be an int >= 1 or None; got {batch_size!r}.")
         self.batch_size = batch_size
-        if isinstance(data, (tuple, list)):
-            _unpack(tuple(data))
-        elif not isinstance(data, (tf.data.Dataset, tf.distribute.DistributedDataset)):
-            raise TypeError(
-                "`data` must be the un-mixed training data: a tf.data.Dataset "
-                "of (x, y) batches or a tuple of arrays (x, y); got "
-                f"{type(data).__name__}."
-            )
+        _check_data(data)
         self.data = data
         if not (
             validation_data is None
-            or isinstance(validation_data, tf.data.Dataset)
+            or _is_tf_dataset(validation_data)
+            or isinstance(validation_data, keras.utils.PyDataset)
             or (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3))
         ):
             raise TypeError(
-                "`validation_data` must be a tf.data.Dataset or a tuple of "
-                "arrays (x, y) or (x, y, sample_weight); got "
-                f"{type(validation_data).__name__}."
+                "`validation_data` must be a tuple of arrays (x, y) or (x, y, "
+                "sample_weight), a tf.data.Dataset or a keras.utils.PyDataset; "
+                f"got {type(validation_data).__name__}."
             )
         self.validation_data = validation_data
         self.rescaled_model = None
@@ -360,21 +425,36 @@ class RescaledPrediction(keras.callbacks.Callback):
     def _plain_model(self):
         return self.model.model if isinstance(self.model, MixupModel) else self.model
 
+    def _strategy(self):
+        """The model's ``tf.distribute`` strategy (TensorFlow backend), else None."""
+        return getattr(self.model, "distribute_strategy", None)
+
+    def _first_inputs(self):
+        """The inputs of one example of ``data``, to run a subclassed model."""
+        data = self.data
+        if isinstance(data, (tuple, list)):
+            return _to_numpy(_unpack(tuple(data))[0])[:1]
+        if _is_distributed(data):
+            x, _ = _unpack(next(iter(data)))
+            return self._strategy().experimental_local_results(x)[0][:1]
+        iterator = data.as_numpy_iterator() if _is_tf_dataset(data) else iter(data)
+        element = next(iterator, None)
+        if element is None:
+            raise ValueError("The training data is empty: there is nothing to average.")
+        if iterator is data:  # a one-shot iterator: put the batch back
+            self.data = itertools.chain([element], iterator)
+        return _to_numpy(_unpack(element)[0])[:1]
+
     def _num_classes(self, plain):
         outputs = getattr(plain, "outputs", None) if getattr(plain, "built", False) else None
         try:
-            shape = tf.nest.flatten(outputs)[0].shape if outputs else None
+            shape = keras.tree.flatten(outputs)[0].shape if outputs else None
         except (AttributeError, ValueError):  # pragma: no cover - defensive
             shape = None
         if shape is not None and shape[-1] is not None:
             return int(shape[-1])
         # A subclassed model: run it on one example.
-        if isinstance(self.data, (tuple, list)):
-            x = np.asarray(self.data[0])[:1]
-        else:
-            x, _ = _unpack(next(iter(self.data)))
-            x = tf.nest.map_structure(lambda t: t[:1], x)
-        return int(plain(x, training=False).shape[-1])
+        return int(plain(self._first_inputs(), training=False).shape[-1])
 
     def _compile_config(self):
         config = self.model.get_compile_config()
@@ -415,7 +495,7 @@ class RescaledPrediction(keras.callbacks.Callback):
         if theta is None:
             theta = model_theta_bar(self.model)
         num_classes = self._num_classes(plain)
-        strategy = self.model.distribute_strategy
+        strategy = self._strategy()
         x_mean, y_mean, _ = training_means(self.data, num_classes, strategy)
         if y_mean.shape != (num_classes,):
             raise ValueError(
@@ -424,13 +504,9 @@ class RescaledPrediction(keras.callbacks.Callback):
                 f"labels of shape (batch, {num_classes})."
             )
         compile_config = self._compile_config()
-        with strategy.scope():
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
             rescaled = RescaledModel(
-                plain,
-                x_mean=x_mean,
-                y_mean=y_mean,
-                theta_bar=theta,
-                space=self.space,
+                plain, x_mean=x_mean, y_mean=y_mean, theta_bar=theta, space=self.space,
                 from_logits=self._from_logits(compile_config),
                 name=f"{plain.name}_rescaled",
             )
@@ -447,19 +523,15 @@ class RescaledPrediction(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.validation_data is None or self.rescaled_model is None:
             return
-        if isinstance(self.validation_data, tf.data.Dataset):
+        if not isinstance(self.validation_data, (tuple, list)):
             results = self.rescaled_model.evaluate(
                 self.validation_data, verbose=0, return_dict=True
             )
         else:
             x, y, *w = self.validation_data
             results = self.rescaled_model.evaluate(
-                x,
-                y,
-                sample_weight=w[0] if w else None,
-                batch_size=self.batch_size,
-                verbose=0,
-                return_dict=True,
+                x, y, sample_weight=w[0] if w else None, batch_size=self.batch_size,
+                verbose=0, return_dict=True,
             )
         if logs is not None:
             for name, value in results.items():

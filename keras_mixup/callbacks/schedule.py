@@ -133,24 +133,29 @@ class MixupSchedule(keras.callbacks.Callback):
     # ---------------------------------------------------------- callbacks
 
     def on_train_begin(self, logs=None):
-        variables = [x.enabled for x in self._targets()]
-        variables += [x.concentration for x in self._concentration_layers()]
-        self._saved = [(v, v.numpy()) for v in variables]
+        saved = [(x, "enabled", x.enabled) for x in self._targets()]
+        saved += [(x, "concentration", x.concentration) for x in self._concentration_layers()]
+        self._saved = [
+            (layer, name, keras.ops.convert_to_numpy(v)) for layer, name, v in saved
+        ]
 
     def on_epoch_begin(self, epoch, logs=None):
         on = self._mixing(epoch)
         for layer in self._targets():
-            layer.enabled.assign(1.0 if on else 0.0)
+            layer.set_mixing_state(enabled=on)
         if self.alpha is not None:
             value = self.alpha(epoch)
             alpha, beta = value if isinstance(value, (tuple, list)) else (value, value)
             check_concentration(alpha, "alpha")
             check_concentration(beta, "beta")
             for layer in self._concentration_layers():
-                layer.concentration.assign([float(alpha), float(beta)])
+                layer.set_mixing_state(concentration=[float(alpha), float(beta)])
         self.history.append((epoch, on))
 
     def on_train_end(self, logs=None):
-        for variable, value in self._saved or []:
-            variable.assign(value)
+        for layer, name, value in self._saved or []:
+            if name == "enabled":
+                layer.set_mixing_state(enabled=bool(value > 0.5))
+            else:
+                layer.set_mixing_state(concentration=value)
         self._saved = None

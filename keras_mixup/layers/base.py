@@ -4,11 +4,19 @@ A subclass only says how to *sample* a plan (``sample_plan``) and which
 inputs it accepts (``_check_inputs``); this base class unpacks the call,
 converts labels, draws a fresh seed per call, and applies the plan to
 inputs, labels, sample weights and segmentation masks alike.
+
+Backends: every computation goes through `keras_mixup.backend.ops`, so the
+same code runs on TensorFlow, on JAX, and inside a ``tf.data`` map under
+any backend. The layer's state (call counter, ``enabled``,
+``concentration``) lives in Keras variables; inside a ``tf.data`` graph
+under JAX or PyTorch, where those cannot be read, a TensorFlow mirror of
+each is made on first use and kept in step by `set_mixing_state`.
 """
 
 import keras
-import tensorflow as tf
+import numpy as np
 
+from keras_mixup import backend
 from keras_mixup.layers.sites import current_scope
 from keras_mixup.ops import labels as label_ops
 from keras_mixup.ops.mixing import blend, per_example
@@ -17,27 +25,23 @@ from keras_mixup.ops.random import check_concentration, check_seed, fold_seed
 _DICT_KEYS = ("images", "labels", "sample_weight", "segmentation_masks")
 
 
-def spec(x):
-    """``(tf.TensorShape, tf.DType)`` of a tensor or a symbolic KerasTensor."""
-    return tf.TensorShape(x.shape), tf.as_dtype(keras.backend.standardize_dtype(x.dtype))
-
-
 def identity_where_off(plan, on):
     """The plan where ``on`` (a bool scalar or ``(B,)``), the identity elsewhere:
     own index, λ = 1, full mask."""
-    batch = tf.shape(plan["index"])[0]
-    on = tf.broadcast_to(on, [batch])
+    K = backend.ops()
+    batch = K.batch_size(plan["index"])
+    on = K.broadcast_to(on, [batch])
     out = dict(plan)
-    out["index"] = tf.where(on, plan["index"], tf.range(batch, dtype=plan["index"].dtype))
-    out["lam"] = tf.where(on, plan["lam"], tf.ones_like(plan["lam"]))
+    out["index"] = K.where(on, plan["index"], K.range(batch, dtype="int32"))
+    out["lam"] = K.where(on, plan["lam"], K.ones_like(plan["lam"]))
     if "mask" in plan:
         mask = plan["mask"]
-        out["mask"] = tf.where(per_example(on, mask.shape.rank), mask, tf.ones_like(mask))
+        out["mask"] = K.where(per_example(on, backend.rank(mask)), mask, K.ones_like(mask))
     return out
 
 
 def _static_batch(t):
-    return t.shape[0] if t.shape.rank else None
+    return t.shape[0] if backend.rank(t) else None
 
 
 class BaseMixingLayer(keras.layers.Layer):
@@ -71,11 +75,13 @@ class BaseMixingLayer(keras.layers.Layer):
         self.label_smoothing = label_ops.check_label_smoothing(label_smoothing)
         self.seed, self._base_seed = check_seed(seed)
         self.jit_compile = bool(jit_compile)
-        # A counter advanced atomically by every call (RngReadAndSkip is a
-        # fetch-and-add), so parallel tf.data map calls never share a plan.
+        # A counter advanced by every call; in TensorFlow atomically
+        # (RngReadAndSkip is a fetch-and-add), so parallel tf.data map calls
+        # never share a plan. (JAX without x64 has no int64: int32 there.)
+        self._tf_mirrors = {}
         self.seed_state = self.add_weight(
             shape=(3,),
-            dtype="int64",
+            dtype="int64" if backend.keras_backend() == "tensorflow" else "int32",
             initializer="zeros",
             trainable=False,
             name="seed_state",
@@ -108,9 +114,37 @@ class BaseMixingLayer(keras.layers.Layer):
         """
         raise NotImplementedError
 
-    def plan(self, inputs, seed):
-        """`sample_plan`, or the identity plan while mixing is disabled."""
-        return identity_where_off(self.sample_plan(inputs, seed), self.enabled > 0.5)
+    def plan(self, inputs, seed, shards=1):
+        """`sample_plan`, or the identity plan while mixing is disabled.
+
+        With ``shards > 1`` (data parallelism on JAX, where the step sees
+        the global batch) the batch is planned as ``shards`` equal parts,
+        each with its own draws and partners from its own part — what each
+        device would have drawn for its own examples.
+        """
+        if shards == 1:
+            plan = self.sample_plan(inputs, seed)
+        else:
+            plan = self._sharded_plan(inputs, seed, shards)
+        return identity_where_off(plan, self._state("enabled") > 0.5)
+
+    def _sharded_plan(self, inputs, seed, shards):
+        K = backend.ops()
+        batch = keras.tree.flatten(inputs)[0].shape[0]
+        size = batch // shards
+        parts = []
+        for s in range(shards):
+            part = keras.tree.map_structure(lambda t: t[s * size:(s + 1) * size], inputs)
+            parts.append(self.sample_plan(part, fold_seed(seed, s)))
+        plan = {
+            "index": K.concat([p["index"] + s * size for s, p in enumerate(parts)], 0),
+            "lam": K.concat([p["lam"] for p in parts], 0),
+        }
+        if "mask" in parts[0]:
+            masks = [p["mask"] for p in parts]
+            masks = [K.broadcast_to(m, (size,) + tuple(m.shape[1:])) for m in masks]
+            plan["mask"] = K.concat(masks, 0)
+        return plan
 
     def _set_concentration(self, alpha, beta):
         """Sets ``alpha``/``beta`` (the configured values) and the
@@ -143,17 +177,62 @@ class BaseMixingLayer(keras.layers.Layer):
             )
         # λ ~ α/(α+β)·Beta(α+1, β) + β/(α+β)·Beta(β+1, α) gives
         # E[1 − λ] = 2αβ / ((α+β)(α+β+1)); α/(2α+1) when α = β.
-        a, b = tf.unstack(self.concentration)
-        return self.enabled * 2.0 * a * b / ((a + b) * (a + b + 1.0))
+        a, b = backend.ops().unstack(self._state("concentration"))
+        return self._state("enabled") * 2.0 * a * b / ((a + b) * (a + b + 1.0))
+
+    def set_mixing_state(self, enabled=None, concentration=None):
+        """Sets ``enabled`` (bool) and/or ``concentration`` ``[α, β]``, the
+        values the compiled step and ``tf.data`` maps read in the graph
+        (used by `keras_mixup.callbacks.MixupSchedule`)."""
+        values = {}
+        if enabled is not None:
+            values["enabled"] = np.float32(1.0 if enabled else 0.0)
+        if concentration is not None:
+            values["concentration"] = np.asarray(concentration, "float32")
+        for name, value in values.items():
+            getattr(self, name).assign(value)
+            if name in self._tf_mirrors:
+                self._tf_mirrors[name].assign(value)
+
+    def _state(self, name):
+        """The layer variable ``name`` as the running op namespace reads it:
+        the Keras variable, or inside a ``tf.data`` graph under another
+        backend its TensorFlow mirror."""
+        variable = getattr(self, name)
+        if not backend.uses_tensorflow():
+            # JAX: the value (traced inside a step); the counter's variable.
+            return variable if name == "seed_state" else variable.value
+        if backend.keras_backend() == "tensorflow":
+            return variable
+        mirror = self._tf_mirrors.get(name)
+        if mirror is None:
+            tf = backend.require_tensorflow("Mixing in a tf.data pipeline")
+            value = keras.ops.convert_to_numpy(variable)
+            if name == "seed_state":
+                value = value.astype("int64")
+            with tf.init_scope():
+                mirror = tf.Variable(value, trainable=False, name=f"{self.name}_{name}")
+            self._tf_mirrors[name] = mirror
+        return mirror
 
     def next_seed(self):
-        """A fresh stateless seed: the layer seed and an atomic call counter."""
-        old = tf.raw_ops.RngReadAndSkip(
-            resource=self.seed_state.value.handle,
-            alg=1,
-            delta=tf.constant(1, tf.uint64),
-        )
-        return tf.stack([tf.constant(self._base_seed, tf.int64), old[0]])
+        """A fresh stateless seed: the layer seed and a call counter."""
+        K = backend.ops()
+        state = self._state("seed_state")
+        if K.NAME == "tensorflow":
+            import tensorflow as tf
+
+            old = tf.raw_ops.RngReadAndSkip(
+                resource=state.handle if isinstance(state, tf.Variable) else state.value.handle,
+                alg=1,
+                delta=tf.constant(1, tf.uint64),
+            )
+            return tf.stack([tf.constant(self._base_seed, tf.int64), old[0]])
+        # JAX / PyTorch: a plain read-and-increment (calls are sequential);
+        # inside a jitted function Keras threads the variable's new value.
+        count = keras.ops.convert_to_tensor(state)[0]
+        state.assign(keras.ops.convert_to_tensor(state) + keras.ops.array([1, 0, 0], "int32"))
+        return fold_seed(K.seed_from_int(self._base_seed), count)
 
     # --------------------------------------------------------------- config
 
@@ -171,7 +250,7 @@ class BaseMixingLayer(keras.layers.Layer):
 
     def compute_output_shape(self, *args, **kwargs):
         spec = self.compute_output_spec(*args, **kwargs)
-        return tf.nest.map_structure(lambda s: s.shape, spec)
+        return keras.tree.map_structure(lambda s: s.shape, spec)
 
     # ----------------------------------------------------------------- call
 
@@ -189,14 +268,32 @@ class BaseMixingLayer(keras.layers.Layer):
         seed = self.next_seed()
         return pack(self._jit("_mix")(data, seed))
 
+    def __call__(self, *args, **kwargs):
+        # Inside a tf.data graph under JAX or PyTorch, Keras' own call
+        # machinery would convert the symbolic tf.Tensors to the backend's
+        # arrays and fail: compute with TensorFlow ops there instead (what
+        # Keras' preprocessing layers do in tf.data).
+        if backend.keras_backend() != "tensorflow" and backend.in_tf_graph():
+            kwargs.setdefault("training", True)
+            with backend.use("tensorflow"):
+                return self.call(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
     def _jit(self, name):
-        """The method ``name``, XLA-compiled when ``jit_compile`` (cached)."""
-        fn = self._compiled.get(name)
+        """The method ``name``, XLA-compiled when ``jit_compile`` (cached).
+
+        TensorFlow only: under JAX the step (or the user's ``jax.jit``)
+        compiles the whole computation at once.
+        """
+        if not backend.uses_tensorflow() or not self.jit_compile:
+            return getattr(self, name)
+        key = (name, backend.keras_backend())
+        fn = self._compiled.get(key)
         if fn is None:
-            fn = getattr(self, name)
-            if self.jit_compile:
-                fn = tf.function(fn, jit_compile=True, autograph=False)
-            self._compiled[name] = fn
+            import tensorflow as tf
+
+            fn = tf.function(getattr(self, name), jit_compile=True, autograph=False)
+            self._compiled[key] = fn
         return fn
 
     def compute_output_spec(self, inputs, labels=None, sample_weight=None, training=True):
@@ -204,7 +301,7 @@ class BaseMixingLayer(keras.layers.Layer):
         # Refuse what cannot be mixed when the model is built, not at fit().
         self._check_inputs(data["images"])
         out = dict(data)
-        out["images"] = tf.nest.map_structure(
+        out["images"] = keras.tree.map_structure(
             lambda s: keras.KerasTensor(s.shape, self.compute_dtype), data["images"]
         )
         if "labels" in data:
@@ -279,12 +376,18 @@ class BaseMixingLayer(keras.layers.Layer):
     def _check_inputs(self, inputs):
         """Validates the tensors to mix (subclasses extend it)."""
         name = type(self).__name__
-        leaves = tf.nest.flatten(inputs)
+        leaves = keras.tree.flatten(inputs)
         if not leaves:
             raise ValueError(f"{name} got no input tensors to mix.")
         for x in leaves:
-            shape, _ = spec(x)
-            if shape.rank is not None and shape.rank < 2:
+            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+                raise TypeError(
+                    f"{name} mixes tensors or arrays; got a "
+                    f"{type(x).__name__}. Convert it first, e.g. "
+                    "`np.asarray(x, 'float32')`."
+                )
+            rank = backend.rank(x)
+            if rank is not None and rank < 2:
                 raise ValueError(
                     f"{name} mixes batches: inputs need a batch axis and at "
                     f"least one feature axis; got shape {tuple(x.shape)}. "
@@ -294,8 +397,7 @@ class BaseMixingLayer(keras.layers.Layer):
 
     def _label_shape(self, labels):
         shape = tuple(labels.shape)
-        is_ids = len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
-        if is_ids and not keras.backend.is_float_dtype(labels.dtype):
+        if label_ops.is_class_ids(labels):
             return (shape[0], self.num_classes)
         return shape
 
@@ -306,10 +408,9 @@ class BaseMixingLayer(keras.layers.Layer):
             data["labels"], self.num_classes, self.label_smoothing
         )
         if "sample_weight" in data:
-            sw = tf.cast(data["sample_weight"], tf.float32)
-            if sw.shape.rank is not None and not (
-                sw.shape.rank == 1 or (sw.shape.rank == 2 and sw.shape[1] == 1)
-            ):
+            sw = backend.ops().cast(data["sample_weight"], "float32")
+            rank = backend.rank(sw)
+            if rank is not None and not (rank == 1 or (rank == 2 and sw.shape[1] == 1)):
                 raise ValueError(
                     "`sample_weight` must hold one weight per example, shape "
                     f"(batch,) or (batch, 1); got shape {tuple(sw.shape)}."
@@ -323,11 +424,11 @@ class BaseMixingLayer(keras.layers.Layer):
         return out
 
     def _check_segmentation_masks(self, masks, images):
-        masks = tf.convert_to_tensor(masks)
-        if not (masks.dtype.is_floating):
+        masks = backend.ops().convert_to_tensor(masks)
+        if not backend.is_float(masks):
             raise TypeError(
                 f"{type(self).__name__} interpolates segmentation masks, so "
-                f"integer masks (dtype {masks.dtype.name}) cannot be mixed "
+                f"integer masks (dtype {backend.dtype_name(masks)}) cannot be mixed "
                 "without losing their meaning. Pass one-hot float masks "
                 "(`tf.one_hot(masks, num_classes)`), or use CutMix, which "
                 "copies integer masks exactly."
@@ -336,8 +437,8 @@ class BaseMixingLayer(keras.layers.Layer):
 
     def _check_batch_sizes(self, data):
         name = type(self).__name__
-        first = tf.nest.flatten(data["images"])[0]
-        parts = [("inputs", x) for x in tf.nest.flatten(data["images"])[1:]]
+        first = keras.tree.flatten(data["images"])[0]
+        parts = [("inputs", x) for x in keras.tree.flatten(data["images"])[1:]]
         parts += [(k, data[k]) for k in ("labels", "sample_weight", "segmentation_masks") if k in data]
         static = _static_batch(first)
         for what, t in parts:
@@ -349,8 +450,10 @@ class BaseMixingLayer(keras.layers.Layer):
                     "examples. Batch inputs and labels together, e.g. "
                     "`tf.data.Dataset.from_tensor_slices((x, y)).batch(n)`."
                 )
-        if tf.executing_eagerly():
-            return
+        if backend.ops().NAME != "tensorflow" or backend.ops().executing_eagerly():
+            return  # (JAX shapes are static: checked above)
+        import tensorflow as tf
+
         # Dynamic batch sizes are checked in the graph (XLA skips it).
         checks = [
             tf.debugging.assert_equal(
@@ -367,8 +470,9 @@ class BaseMixingLayer(keras.layers.Layer):
         data = dict(data)
         # Inputs come out in the compute dtype; casting inside the compiled
         # function fuses the cast with the mixing.
-        data["images"] = tf.nest.map_structure(
-            lambda x: tf.cast(x, self.compute_dtype), data["images"]
+        K = backend.ops()
+        data["images"] = keras.tree.map_structure(
+            lambda x: K.cast(x, self.compute_dtype), data["images"]
         )
         plan = self.plan(data["images"], seed)
         return self.apply_plan(plan, data)
@@ -380,29 +484,36 @@ class BaseMixingLayer(keras.layers.Layer):
         ``tf.cond``, so the others cost nothing); every site reports its
         plan — the identity when not chosen — for the labels.
         """
+        K = backend.ops()
         site = scope.site_id(self)
         self._check_inputs(inputs)
-        x = tf.nest.map_structure(lambda t: tf.cast(t, self.compute_dtype), inputs)
+        x = keras.tree.map_structure(lambda t: K.cast(t, self.compute_dtype), inputs)
         if scope.clean:
             return x
-        batch = tf.shape(tf.nest.flatten(x)[0])[0]
+        batch = K.batch_size(keras.tree.flatten(x)[0])
+        seed = fold_seed(scope.seed, site)
 
         def mix():
-            out, plan = self._mix_site(x, fold_seed(scope.seed, site))
+            if K.NAME == "tensorflow" and scope.shards == 1:
+                out, plan = self._mix_site(x, seed)
+            else:
+                plan = self.plan(keras.tree.flatten(x)[0], seed, scope.shards)
+                out = self.mix_inputs(plan, x)
             return out, plan["index"], plan["lam"]
 
         def keep():
-            return x, tf.range(batch, dtype=tf.int32), tf.ones([batch], tf.float32)
+            return x, K.range(batch, dtype="int32"), K.ones([batch], "float32")
 
         if len(scope.site_ids) == 1:
             out, index, lam = mix()
         else:
-            out, index, lam = tf.cond(tf.equal(scope.choice, site), mix, keep)
+            out, index, lam = K.cond(scope.choice == site, mix, keep)
         scope.record(site, index, lam)
         return out
 
     def _mix_site(self, x, seed):
-        """Samples a plan and mixes ``x`` with it in one compiled call.
+        """Samples a plan and mixes ``x`` with it in one compiled call
+        (TensorFlow's fast path; JAX compiles the whole step anyway).
 
         One XLA program (with ``jit_compile``) samples the plan and blends
         in a single pass over the data, instead of a gather and three
@@ -411,6 +522,8 @@ class BaseMixingLayer(keras.layers.Layer):
         the blend's transpose, ``w·g + Σ_{i: index_i = j} (1 − w_i)·g_i``;
         the plan carries none (λ reads the ``concentration`` weight).
         """
+        import tensorflow as tf
+
         leaves = tf.nest.flatten(x)
         plans = []
 
@@ -436,13 +549,12 @@ class BaseMixingLayer(keras.layers.Layer):
         return self._blend_leaves(plan, leaves), plan
 
     def _mix_transpose(self, plan, upstream):
+        K = backend.ops()
         index = plan["index"]
         out = []
         for g, w in zip(upstream, self._leaf_weights(plan, upstream)):
-            w = tf.cast(w, g.dtype)
-            partner = tf.math.unsorted_segment_sum(
-                (1 - w) * g, index, tf.shape(g)[0]
-            )
+            w = K.cast(w, g.dtype)
+            partner = K.segment_sum((1 - w) * g, index, K.batch_size(g))
             out.append(w * g + partner)
         return out
 
@@ -451,7 +563,7 @@ class BaseMixingLayer(keras.layers.Layer):
         mask = plan.get("mask")
         if mask is not None:
             return [mask] * len(leaves)
-        return [per_example(plan["lam"], t.shape.rank) for t in leaves]
+        return [per_example(plan["lam"], backend.rank(t)) for t in leaves]
 
     def _blend_leaves(self, plan, leaves):
         return [
@@ -461,8 +573,8 @@ class BaseMixingLayer(keras.layers.Layer):
 
     def mix_inputs(self, plan, inputs):
         """Applies a plan to the inputs (a tensor or a nest of tensors)."""
-        leaves = tf.nest.flatten(inputs)
-        return tf.nest.pack_sequence_as(inputs, self._blend_leaves(plan, leaves))
+        leaves = [backend.ops().convert_to_tensor(t) for t in keras.tree.flatten(inputs)]
+        return keras.tree.pack_sequence_as(inputs, self._blend_leaves(plan, leaves))
 
     def apply_plan(self, plan, data):
         """Applies one plan to every entry of the normalized data dict."""
@@ -471,27 +583,27 @@ class BaseMixingLayer(keras.layers.Layer):
         mask = plan.get("mask")
         out["images"] = self.mix_inputs(plan, data["images"])
         out["labels"] = blend(
-            data["labels"], index, per_example(lam, data["labels"].shape.rank)
+            data["labels"], index, per_example(lam, backend.rank(data["labels"]))
         )
         if "sample_weight" in data:
             sw = data["sample_weight"]
-            out["sample_weight"] = blend(sw, index, per_example(lam, sw.shape.rank))
+            out["sample_weight"] = blend(sw, index, per_example(lam, backend.rank(sw)))
         if "segmentation_masks" in data:
             seg = data["segmentation_masks"]
             if mask is None:
-                weight = per_example(lam, seg.shape.rank)
+                weight = per_example(lam, backend.rank(seg))
             else:
-                weight = self._mask_for(mask, seg.shape.rank)
+                weight = self._mask_for(mask, backend.rank(seg))
             out["segmentation_masks"] = blend(seg, index, weight)
         return out
 
     def _mask_for(self, mask, rank):
         """The input-shaped mask, adapted to a tensor of the given rank."""
-        if rank == mask.shape.rank:
+        if rank == backend.rank(mask):
             return mask
-        if rank == mask.shape.rank - 1:
+        if rank == backend.rank(mask) - 1:
             axis = 1 if self._data_format == "channels_first" else -1
-            return tf.squeeze(mask, axis)
+            return backend.ops().squeeze(mask, axis)
         raise ValueError(
             f"Segmentation masks of rank {rank} do not match inputs of rank "
             f"{mask.shape.rank}: pass masks shaped like the inputs, with or "

@@ -1,9 +1,9 @@
 """CutMix (Yun et al., 2019) as a Keras layer, for images and sequences."""
 
 import keras
-import tensorflow as tf
 
-from keras_mixup.layers.base import BaseMixingLayer, spec
+from keras_mixup import backend
+from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import box_mask, segment_mask
 from keras_mixup.ops.random import (
@@ -122,21 +122,21 @@ class CutMix(BaseMixingLayer):
     def _check_inputs(self, inputs):
         super()._check_inputs(inputs)
         x = inputs
-        if not tf.is_tensor(x) and not hasattr(x, "shape"):
+        if not hasattr(x, "shape"):
             raise TypeError(
                 "CutMix takes a single image or sequence tensor, not a nest "
                 f"of tensors (got {type(x).__name__}). Use MixUp to mix "
                 "several model inputs together."
             )
-        shape, dtype = spec(x)
-        if not (dtype.is_floating or dtype == tf.uint8):
+        shape, dtype = tuple(x.shape), backend.dtype_name(x)
+        if not (keras.backend.is_float_dtype(dtype) or dtype == "uint8"):
             raise TypeError(
-                f"CutMix takes float or uint8 inputs; got {dtype.name}. "
+                f"CutMix takes float or uint8 inputs; got {dtype}. "
                 "Cast the inputs to float32 if they are numbers; token ids "
                 "cannot be cut and pasted meaningfully — mix their embeddings "
                 "instead (a MixUp or CutMix site after the `Embedding` layer)."
             )
-        rank = shape.rank
+        rank = backend.rank(x)
         if rank == 2:
             raise ValueError(
                 f"CutMix got inputs of shape {tuple(shape)}: rank 2 "
@@ -149,15 +149,15 @@ class CutMix(BaseMixingLayer):
                 f"CutMix takes images (B, H, W, C) or sequences (B, T, D); "
                 f"got inputs of shape {tuple(shape)}."
             )
-        if self.compute_dtype == "uint8" and dtype != tf.uint8:
+        if self.compute_dtype == "uint8" and dtype != "uint8":
             raise TypeError(
                 f"CutMix(dtype='uint8') keeps uint8 images exact, but got "
-                f"{dtype.name} inputs; leave `dtype` unset for float inputs."
+                f"{dtype} inputs; leave `dtype` unset for float inputs."
             )
 
     def _check_segmentation_masks(self, masks, images):
-        masks = tf.convert_to_tensor(masks)
-        if masks.dtype == tf.bool:
+        masks = backend.ops().convert_to_tensor(masks)
+        if backend.dtype_name(masks) == "bool":
             raise TypeError(
                 "Pass segmentation masks as integer class maps or float "
                 "one-hot masks, not bool."
@@ -170,11 +170,12 @@ class CutMix(BaseMixingLayer):
         return list(range(2, rank))
 
     def sample_plan(self, inputs, seed):
-        shape = tf.shape(inputs)
-        rank = inputs.shape.rank
+        K = backend.ops()
+        shape = K.shape(inputs)
+        rank = backend.rank(inputs)
         batch = shape[0]
         n = batch if self.per_sample else 1
-        alpha, beta = tf.unstack(self.concentration)
+        alpha, beta = K.unstack(self._state("concentration"))
         lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
         axes = self._spatial_axes(rank)
         if rank == 4:
@@ -184,6 +185,6 @@ class CutMix(BaseMixingLayer):
         channel_axis = -1 if self.data_format == "channels_last" else 1
         return {
             "index": random_permutation(batch, fold_seed(seed, 2)),
-            "lam": tf.broadcast_to(kept, [batch]),
-            "mask": tf.expand_dims(mask, channel_axis),
+            "lam": K.broadcast_to(kept, [batch]),
+            "mask": K.expand_dims(mask, channel_axis),
         }

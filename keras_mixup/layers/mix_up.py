@@ -1,9 +1,9 @@
 """Input mixup (Zhang et al., 2018) as a Keras layer."""
 
 import keras
-import tensorflow as tf
 
-from keras_mixup.layers.base import BaseMixingLayer, spec
+from keras_mixup import backend
+from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.ops.random import (
     fold_seed,
     random_permutation,
@@ -121,12 +121,12 @@ class MixUp(BaseMixingLayer):
 
     def _check_inputs(self, inputs):
         super()._check_inputs(inputs)
-        for x in tf.nest.flatten(inputs):
-            _, dtype = spec(x)
-            if dtype.is_floating or dtype == tf.uint8:
+        for x in keras.tree.flatten(inputs):
+            dtype = backend.dtype_name(x)
+            if keras.backend.is_float_dtype(dtype) or dtype == "uint8":
                 continue
             raise TypeError(
-                f"MixUp cannot interpolate inputs of dtype {dtype.name}: "
+                f"MixUp cannot interpolate inputs of dtype {dtype}: "
                 "averaging integer ids (e.g. tokens) gives meaningless ids. "
                 "Mix their embeddings instead — place the mixing after the "
                 "`Embedding` layer — or cast the inputs to float if they "
@@ -134,11 +134,12 @@ class MixUp(BaseMixingLayer):
             )
 
     def sample_plan(self, inputs, seed):
-        batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        K = backend.ops()
+        batch = K.batch_size(keras.tree.flatten(inputs)[0])
         n = batch if self.per_sample else 1
-        alpha, beta = tf.unstack(self.concentration)
+        alpha, beta = K.unstack(self._state("concentration"))
         lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
         return {
             "index": random_permutation(batch, fold_seed(seed, 2)),
-            "lam": tf.broadcast_to(lam, [batch]),
+            "lam": K.broadcast_to(lam, [batch]),
         }

@@ -3,8 +3,8 @@
 import numbers
 
 import keras
-import tensorflow as tf
 
+from keras_mixup import backend
 from keras_mixup.layers.base import BaseMixingLayer, identity_where_off
 from keras_mixup.layers.cut_mix import CutMix
 from keras_mixup.layers.mix_up import check_per_sample
@@ -150,11 +150,12 @@ class RandomMix(BaseMixingLayer):
     def expected_partner_weight(self):
         weights = [m.expected_partner_weight() for m in self.mixers]
         total = sum(self.mixer_weights)
-        mean = tf.add_n([w * (p / total) for w, p in zip(weights, self.mixer_weights)])
-        return self.enabled * self.rate * mean
+        mean = sum(w * (p / total) for w, p in zip(weights, self.mixer_weights))
+        return self._state("enabled") * self.rate * mean
 
     def sample_plan(self, inputs, seed):
-        batch = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        K = backend.ops()
+        batch = K.batch_size(keras.tree.flatten(inputs)[0])
         plans = [
             m.sample_plan(inputs, fold_seed(seed, 100 + i))
             for i, m in enumerate(self.mixers)
@@ -162,17 +163,17 @@ class RandomMix(BaseMixingLayer):
         n = batch if self.per_sample else 1
         choice = choose(self.mixer_weights, [n], fold_seed(seed, 1))
         mix = uniform([n], fold_seed(seed, 2)) < self.rate
-        choice = tf.broadcast_to(choice, [batch])
-        mix = tf.broadcast_to(mix, [batch])
-        onehot = tf.one_hot(choice, len(plans), dtype=tf.float32)  # (B, K)
+        choice = K.broadcast_to(choice, [batch])
+        mix = K.broadcast_to(mix, [batch])
+        onehot = K.one_hot(choice, len(plans))  # (B, K)
 
-        stacked = tf.stack([p["index"] for p in plans], axis=1)  # (B, K)
-        index = tf.gather(stacked, choice[:, None], batch_dims=1)[:, 0]
-        lam = tf.reduce_sum(tf.stack([p["lam"] for p in plans], 1) * onehot, 1)
+        stacked = K.stack([p["index"] for p in plans], axis=1)  # (B, K)
+        index = K.gather_rows(stacked, choice)
+        lam = K.reduce_sum(K.stack([p["lam"] for p in plans], 1) * onehot, 1)
         plan = {"index": index, "lam": lam}
 
         if any("mask" in p for p in plans):
-            rank = inputs.shape.rank
+            rank = backend.rank(inputs)
             mask = 0.0
             for k, p in enumerate(plans):
                 m = p["mask"] if "mask" in p else per_example(p["lam"], rank)

@@ -14,7 +14,7 @@ own choice and its own plans; nothing is shared through Python attributes.
 
 import threading
 
-import tensorflow as tf
+from keras_mixup import backend
 
 _LOCAL = threading.local()
 
@@ -29,17 +29,21 @@ class MixingScope:
 
     Args:
         site_ids: dict mapping ``id(layer)`` to the layer's site number.
-        seed: int64 ``(2,)`` stateless seed of the step.
+        seed: ``(2,)`` stateless seed of the step.
         choice: int32 scalar tensor, the site number that mixes this step.
             A scope without ``seed`` and ``choice`` is *clean*: every site
             passes its input through (MixupE's forward pass on the unmixed
             batch).
+        shards: how many equal parts of the batch are planned apart (the
+            devices of a JAX data-parallel step, which sees the global
+            batch); 1 elsewhere.
     """
 
-    def __init__(self, site_ids, seed=None, choice=None):
+    def __init__(self, site_ids, seed=None, choice=None, shards=1):
         self.site_ids = site_ids
         self.seed = seed
         self.choice = choice
+        self.shards = shards
         self.clean = choice is None
         self.plans = {}
 
@@ -84,8 +88,9 @@ class MixingScope:
             )
         if num_sites == 1:
             return self.plans[0]
-        index = tf.stack([self.plans[s][0] for s in range(num_sites)])
-        lam = tf.stack([self.plans[s][1] for s in range(num_sites)])
+        K = backend.ops()
+        index = K.stack([self.plans[s][0] for s in range(num_sites)])
+        lam = K.stack([self.plans[s][1] for s in range(num_sites)])
         # A gather, not `index[choice]`: XLA needs a slice start at compile
         # time, so a slice would recompile the step for every new choice.
-        return tf.gather(index, self.choice), tf.gather(lam, self.choice)
+        return K.gather(index, self.choice), K.gather(lam, self.choice)

@@ -2,13 +2,16 @@
 
 import numbers
 
-import tensorflow as tf
+import numpy as np
+
+from keras_mixup import backend
 
 
 def is_class_ids(labels):
     """Whether ``labels`` are integer class ids, shape ``(B,)`` or ``(B, 1)``."""
-    return labels.dtype.is_integer and (
-        labels.shape.rank == 1 or (labels.shape.rank == 2 and labels.shape[-1] == 1)
+    rank = backend.rank(labels)
+    return backend.is_int(labels) and (
+        rank == 1 or (rank == 2 and labels.shape[-1] == 1)
     )
 
 
@@ -54,7 +57,7 @@ def one_hot(labels, num_classes):
 
     Example:
 
-    >>> keras_mixup.ops.one_hot([2, 0], num_classes=3).numpy()
+    >>> keras.ops.convert_to_numpy(keras_mixup.ops.one_hot([2, 0], num_classes=3))
     array([[0., 0., 1.],
            [1., 0., 0.]], dtype=float32)
     """
@@ -64,35 +67,43 @@ def one_hot(labels, num_classes):
             "Integer labels are class ids: pass `num_classes` so they can be "
             "turned into one-hot vectors (or pass one-hot float labels)."
         )
-    labels = tf.convert_to_tensor(labels)
-    if not labels.dtype.is_integer:
+    K = backend.ops()
+    labels = K.convert_to_tensor(labels)
+    if not backend.is_int(labels):
         raise TypeError(
-            f"`one_hot` expects integer class ids; got dtype {labels.dtype.name}."
+            "`one_hot` expects integer class ids; got dtype "
+            f"{backend.dtype_name(labels)}."
         )
-    if labels.shape.rank == 2 and labels.shape[-1] == 1:
+    if backend.rank(labels) == 2 and labels.shape[-1] == 1:
         labels = labels[:, 0]
-    if labels.shape.rank != 1:
+    if backend.rank(labels) != 1:
         raise ValueError(
             "Integer class-id labels must have shape (batch,) or (batch, 1); "
             f"got shape {tuple(labels.shape)}."
         )
-    ids = tf.cast(labels, tf.int32)
+    ids = K.cast(labels, "int32")
     valid = (ids >= 0) & (ids < num_classes)
     message = (
         f"Labels must be class ids in [0, {num_classes}) for "
         f"num_classes={num_classes}; found an id outside that range. Check "
         "`num_classes`, or shift 1-based labels to 0-based."
     )
-    if tf.executing_eagerly():
-        if not bool(tf.reduce_all(valid)):
-            bad = tf.boolean_mask(ids, ~valid).numpy().tolist()[:5]
-            raise ValueError(f"{message} Offending ids: {bad}.")
-        deps = []
-    else:
-        deps = [tf.debugging.Assert(tf.reduce_all(valid), [message, ids])]
-    with tf.control_dependencies(deps):
-        out = tf.one_hot(ids, num_classes, dtype=tf.float32)
-    nan_rows = tf.where(valid, 0.0, float("nan"))[:, None]
+    known = K.concrete(ids)
+    if known is not None:
+        bad = known[(known < 0) | (known >= num_classes)]
+        if bad.size:
+            raise ValueError(f"{message} Offending ids: {bad.tolist()[:5]}.")
+    elif K.NAME == "tensorflow":
+        import tensorflow as tf
+
+        check = tf.debugging.Assert(tf.reduce_all(valid), [message, ids])
+        with tf.control_dependencies([check]):
+            ids = tf.identity(ids)
+    out = K.one_hot(ids, num_classes)
+    # Graph assertions vanish under XLA and jax.jit: rows of out-of-range ids
+    # become NaN, so the loss turns NaN at once instead of training silently.
+    nan = K.convert_to_tensor(np.float32("nan"))
+    nan_rows = K.where(valid, K.zeros_like(nan), nan)[:, None]
     return out + nan_rows
 
 
@@ -101,14 +112,15 @@ def smooth_labels(labels, label_smoothing):
 
     Example:
 
-    >>> keras_mixup.ops.smooth_labels([[0.0, 1.0]], 0.2).numpy().round(6)
+    >>> keras.ops.convert_to_numpy(keras_mixup.ops.smooth_labels([[0.0, 1.0]], 0.2)).round(6)
     array([[0.1, 0.9]], dtype=float32)
     """
+    K = backend.ops()
     label_smoothing = check_label_smoothing(label_smoothing)
-    labels = tf.cast(labels, tf.float32)
+    labels = K.cast(labels, "float32")
     if label_smoothing == 0.0:
         return labels
-    num_classes = tf.cast(tf.shape(labels)[-1], tf.float32)
+    num_classes = K.cast(K.shape(labels)[-1], "float32")
     return labels * (1.0 - label_smoothing) + label_smoothing / num_classes
 
 
@@ -125,19 +137,19 @@ def to_soft_labels(labels, num_classes=None, label_smoothing=0.0):
 
     Example:
 
-    >>> keras_mixup.ops.to_soft_labels([1], num_classes=2, label_smoothing=0.1).numpy()
+    >>> keras.ops.convert_to_numpy(
+    ...     keras_mixup.ops.to_soft_labels([1], num_classes=2, label_smoothing=0.1))
     array([[0.05, 0.95]], dtype=float32)
     """
     num_classes = check_num_classes(num_classes)
     label_smoothing = check_label_smoothing(label_smoothing)
-    labels = tf.convert_to_tensor(labels)
-    rank = labels.shape.rank
-    is_ids = labels.dtype.is_integer and (
-        rank == 1 or (rank == 2 and labels.shape[-1] == 1)
-    )
-    if is_ids:
+    K = backend.ops()
+    labels = K.convert_to_tensor(labels)
+    rank = backend.rank(labels)
+    dtype = backend.dtype_name(labels)
+    if is_class_ids(labels):
         out = one_hot(labels, num_classes)
-    elif labels.dtype.is_integer or labels.dtype == tf.bool:
+    elif backend.is_int(labels) or dtype == "bool":
         if rank != 2:
             raise ValueError(
                 "Integer labels must be class ids of shape (batch,) or "
@@ -149,8 +161,8 @@ def to_soft_labels(labels, num_classes=None, label_smoothing=0.0):
                 f"Labels of shape {tuple(labels.shape)} do not match "
                 f"num_classes={num_classes}."
             )
-        out = tf.cast(labels, tf.float32)
-    elif labels.dtype.is_floating:
+        out = K.cast(labels, "float32")
+    elif backend.is_float(labels):
         if (
             num_classes is not None
             and rank is not None
@@ -162,14 +174,14 @@ def to_soft_labels(labels, num_classes=None, label_smoothing=0.0):
                 f"num_classes={num_classes}: the last axis should have "
                 f"{num_classes} entries."
             )
-        out = tf.cast(labels, tf.float32)
+        out = K.cast(labels, "float32")
     else:
         raise TypeError(
-            f"Labels of dtype {labels.dtype.name} cannot be mixed: pass class "
+            f"Labels of dtype {dtype} cannot be mixed: pass class "
             "ids (int) with `num_classes`, or float one-hot / soft targets."
         )
     if label_smoothing:
-        if out.shape.rank is None or out.shape.rank < 2:
+        if backend.rank(out) is None or backend.rank(out) < 2:
             raise ValueError(
                 "`label_smoothing` needs class labels (integer ids with "
                 "`num_classes`, or one-hot of shape (batch, classes)); got "

@@ -10,12 +10,13 @@ A plan is a small dict of tensors sampled once per batch:
   data, shaped like the inputs with size 1 on the channel axis and on the
   batch axis when one box is shared by the whole batch.
 
-The functions here apply a plan to any tensor; they are pure and compile
-with XLA.
+The functions here apply a plan to any tensor; they are pure, compile
+with XLA, and are written once on `keras_mixup.backend.ops`.
 """
 
-import tensorflow as tf
+import keras
 
+from keras_mixup import backend
 from keras_mixup.ops.random import as_seed, fold_seed
 
 
@@ -28,19 +29,26 @@ def blend(x, index, weight):
     Example:
 
     >>> x = tf.constant([[0.0], [10.0]])
-    >>> keras_mixup.ops.blend(x, [1, 0], tf.constant([[0.25], [1.0]])).numpy()
+    >>> keras.ops.convert_to_numpy(
+    ...     keras_mixup.ops.blend(x, [1, 0], tf.constant([[0.25], [1.0]])))
     array([[ 7.5],
            [10. ]], dtype=float32)
     """
-    x = tf.convert_to_tensor(x)
-    weight = tf.cast(weight, x.dtype)
-    partner = tf.gather(x, index, axis=0)
+    K = backend.ops()
+    x = K.convert_to_tensor(x)
+    dtype = backend.dtype_name(x)
+    partner = K.gather(x, index)
+    if not keras.backend.is_float_dtype(dtype):
+        # Integer data (uint8 images, class maps) is only ever copied: the
+        # weight is a 0/1 mask. A select keeps every value exact.
+        return K.where(K.cast(weight, "float32") > 0.5, x, partner)
+    weight = K.cast(weight, dtype)
     return weight * x + (1 - weight) * partner
 
 
 def per_example(lam, rank):
     """Reshapes ``(B,)`` weights to ``(B, 1, ..., 1)`` of the given rank."""
-    return tf.reshape(lam, tf.concat([[-1], tf.ones([rank - 1], tf.int32)], 0))
+    return backend.ops().reshape(lam, [-1] + [1] * (rank - 1))
 
 
 def interpolate(structure, lam, index):
@@ -65,29 +73,29 @@ def interpolate(structure, lam, index):
     >>> out["a"].numpy().ravel().tolist(), out["b"].numpy().tolist()
     ([2.0, 3.0], [3.0, 4.0])
     """
-    lam = tf.convert_to_tensor(lam)
+    K = backend.ops()
+    lam = K.convert_to_tensor(lam)
 
     def mix(x):
-        x = tf.convert_to_tensor(x)
-        return blend(x, index, per_example(lam, x.shape.rank))
+        x = K.convert_to_tensor(x)
+        return blend(x, index, per_example(lam, backend.rank(x)))
 
-    return tf.nest.map_structure(mix, structure)
+    return keras.tree.map_structure(mix, structure)
 
 
 def _cut_bounds(length, cut, seed):
     """Start/end (int32) of a cut of size ``cut`` whose centre is uniform in
     ``[0, length)``, clipped to ``[0, length]``."""
-    centre = tf.random.stateless_uniform(
-        tf.shape(cut), seed, minval=0, maxval=length, dtype=tf.int32, alg="philox"
-    )
+    K = backend.ops()
+    centre = K.uniform_int(K.shape(cut), seed, length)
     start = centre - cut // 2
     end = start + cut
-    return tf.clip_by_value(start, 0, length), tf.clip_by_value(end, 0, length)
+    return K.clip(start, 0, length), K.clip(end, 0, length)
 
 
 def _in_range(length, start, end):
     """``(N, length)`` bool: position inside ``[start, end)``."""
-    pos = tf.range(length, dtype=tf.int32)[None, :]
+    pos = backend.ops().range(length, dtype="int32")[None, :]
     return (pos >= start[:, None]) & (pos < end[:, None])
 
 
@@ -111,23 +119,24 @@ def box_mask(height, width, lam, seed):
     Example:
 
     >>> mask, kept = keras_mixup.ops.box_mask(4, 4, tf.constant([0.75]), seed=0)
-    >>> float(tf.reduce_mean(mask)) == float(kept[0])
+    >>> float(keras.ops.mean(mask)) == float(kept[0])
     True
     """
+    K = backend.ops()
     seed = as_seed(seed)
-    lam = tf.cast(lam, tf.float32)
-    ratio = tf.sqrt(tf.maximum(1.0 - lam, 0.0))
-    h = tf.cast(height, tf.float32)
-    w = tf.cast(width, tf.float32)
-    cut_h = tf.cast(tf.floor(h * ratio), tf.int32)
-    cut_w = tf.cast(tf.floor(w * ratio), tf.int32)
+    lam = K.cast(lam, "float32")
+    ratio = K.sqrt(K.maximum(1.0 - lam, 0.0))
+    h = K.cast(height, "float32")
+    w = K.cast(width, "float32")
+    cut_h = K.cast(K.floor(h * ratio), "int32")
+    cut_w = K.cast(K.floor(w * ratio), "int32")
     y0, y1 = _cut_bounds(height, cut_h, fold_seed(seed, 0))
     x0, x1 = _cut_bounds(width, cut_w, fold_seed(seed, 1))
     inside = _in_range(height, y0, y1)[:, :, None] & _in_range(width, x0, x1)[:, None, :]
-    mask = 1.0 - tf.cast(inside, tf.float32)
-    total = tf.cast(height, tf.int32) * tf.cast(width, tf.int32)
+    mask = 1.0 - K.cast(inside, "float32")
+    total = K.cast(height, "int32") * K.cast(width, "int32")
     own = total - (y1 - y0) * (x1 - x0)
-    kept = tf.cast(own, tf.float32) / tf.cast(total, tf.float32)
+    kept = K.cast(own, "float32") / K.cast(total, "float32")
     return mask, kept
 
 
@@ -149,14 +158,15 @@ def segment_mask(length, lam, seed):
     Example:
 
     >>> mask, kept = keras_mixup.ops.segment_mask(10, tf.constant([0.5]), seed=0)
-    >>> mask.shape, int(tf.reduce_sum(mask)) == round(10 * float(kept[0]))
-    (TensorShape([1, 10]), True)
+    >>> tuple(mask.shape), int(keras.ops.sum(mask)) == round(10 * float(kept[0]))
+    ((1, 10), True)
     """
+    K = backend.ops()
     seed = as_seed(seed)
-    lam = tf.cast(lam, tf.float32)
-    t = tf.cast(length, tf.float32)
-    cut = tf.cast(tf.floor(t * tf.maximum(1.0 - lam, 0.0)), tf.int32)
+    lam = K.cast(lam, "float32")
+    t = K.cast(length, "float32")
+    cut = K.cast(K.floor(t * K.maximum(1.0 - lam, 0.0)), "int32")
     s0, s1 = _cut_bounds(length, cut, seed)
-    mask = 1.0 - tf.cast(_in_range(length, s0, s1), tf.float32)
-    kept = tf.cast(length - (s1 - s0), tf.float32) / t
+    mask = 1.0 - K.cast(_in_range(length, s0, s1), "float32")
+    kept = K.cast(length - (s1 - s0), "float32") / t
     return mask, kept

@@ -1,10 +1,11 @@
 """Stateless, XLA-compilable random ops: Beta sampling and batch pairings.
 
-Every function takes an explicit seed and uses only ``tf.random.stateless_*``
-ops that XLA compiles (no ``tf.random.gamma``, ``stateless_gamma`` or
-``stateless_shuffle``), so the same code runs in eager mode, in a
-``tf.data`` map, and inside ``tf.function(jit_compile=True)`` on CPU, GPU and
-TPU.
+Every function takes an explicit seed and draws only counter-based random
+bits (Philox on TensorFlow, ``jax.random`` on JAX) that XLA compiles — no
+``tf.random.gamma``, ``stateless_gamma`` or ``stateless_shuffle`` — so the
+same code runs in eager mode, in a ``tf.data`` map, inside
+``tf.function(jit_compile=True)`` and under ``jax.jit``, on CPU, GPU and
+TPU. Written once on `keras_mixup.backend.ops`.
 """
 
 import math
@@ -12,44 +13,47 @@ import numbers
 import random
 
 import numpy as np
-import tensorflow as tf
+
+from keras_mixup import backend
 
 # Marsaglia-Tsang proposals drawn per element (see _log_gamma_shape_ge_one).
 _CANDIDATES = 8
 
 
 def as_seed(seed):
-    """Converts ``seed`` to a stateless seed: an int64 tensor of shape ``(2,)``.
+    """Converts ``seed`` to a stateless seed: an integer tensor of shape ``(2,)``.
 
     Args:
         seed: an int, a shape-``(2,)`` integer tensor, or ``None`` (a fresh
-            seed drawn from TensorFlow's global generator, so results are
-            reproducible only under ``tf.random.set_seed``).
+            random seed; on TensorFlow drawn from its global generator, so
+            reproducible under ``tf.random.set_seed``).
 
     Returns:
-        An int64 tensor of shape ``(2,)``.
+        A ``(2,)`` tensor: int64 on TensorFlow, uint32 (a raw ``jax.random``
+        key) on JAX.
 
     Example:
 
     >>> keras_mixup.ops.as_seed(7).numpy().tolist()
     [7, 0]
     """
+    K = backend.ops()
     if seed is None:
-        return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+        return K.random_seed()
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return tf.constant([int(seed), 0], dtype=tf.int64)
-    seed = tf.convert_to_tensor(seed)
-    if not seed.dtype.is_integer:
+        return K.seed_from_int(seed)
+    seed = K.convert_to_tensor(seed)
+    if not backend.is_int(seed):
         raise TypeError(
             f"`seed` must be an int or an integer tensor of shape (2,); got "
-            f"dtype {seed.dtype.name}."
+            f"dtype {backend.dtype_name(seed)}."
         )
-    if seed.shape.rank is not None and seed.shape != (2,):
+    if backend.rank(seed) is not None and tuple(seed.shape) != (2,):
         raise ValueError(
             f"`seed` must be an int or an integer tensor of shape (2,); got "
             f"shape {tuple(seed.shape)}."
         )
-    return tf.cast(seed, tf.int64)
+    return K.as_seed_tensor(seed)
 
 
 def fold_seed(seed, data):
@@ -63,31 +67,22 @@ def fold_seed(seed, data):
     >>> seed = keras_mixup.ops.as_seed(0)
     >>> a = keras_mixup.ops.fold_seed(seed, 1)
     >>> b = keras_mixup.ops.fold_seed(seed, 2)
-    >>> a.shape, bool(tf.reduce_any(a != b))
+    >>> a.shape, bool((a.numpy() != b.numpy()).any())
     (TensorShape([2]), True)
     """
-    return tf.random.experimental.stateless_fold_in(seed, data, alg="philox")
-
-
-def _bits(shape, seed):
-    """Full-range random int32 bits: one Philox call (cheap to compile)."""
-    return tf.random.stateless_uniform(
-        shape, seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"
-    )
+    return backend.ops().fold_seed(seed, data)
 
 
 def _unit(bits):
     """int32 bits to float32 in [0, 1), using the low 23 bits."""
-    return tf.cast(tf.bitwise.bitwise_and(bits, 0x7FFFFF), tf.float32) * (2.0**-23)
+    K = backend.ops()
+    return K.cast(K.bitwise_and(bits, 0x7FFFFF), "float32") * (2.0**-23)
 
 
 def _box_muller(bits1, bits2):
+    K = backend.ops()
     u1 = 1.0 - _unit(bits1)  # (0, 1]: its log is finite
-    return tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos((2.0 * math.pi) * _unit(bits2))
-
-
-def _leading(n, shape):
-    return tf.concat([[n], tf.cast(shape, tf.int32)], axis=0)
+    return K.sqrt(-2.0 * K.log(u1)) * K.cos((2.0 * math.pi) * _unit(bits2))
 
 
 def uniform(shape, seed):
@@ -99,13 +94,14 @@ def uniform(shape, seed):
     ``jit_compile``. Building the floats from the integer bits, which both
     agree on, keeps one seed one stream everywhere.
     """
-    return _unit(_bits(shape, seed))
+    return _unit(backend.ops().bits(shape, seed))
 
 
 def normal(shape, seed):
     """Standard normal float32 samples (Box-Muller on `uniform` bits)."""
-    bits = _bits(_leading(2, shape), seed)
-    return _box_muller(bits[0], bits[1])
+    K = backend.ops()
+    b = K.bits(K.leading(2, shape), seed)
+    return _box_muller(b[0], b[1])
 
 
 def check_seed(seed):
@@ -146,17 +142,17 @@ def choose(weights, shape, seed):
     Example:
 
     >>> k = keras_mixup.ops.random.choose([1, 3], [10_000], seed=0)
-    >>> round(float(tf.reduce_mean(tf.cast(k, tf.float32))), 1)
+    >>> round(float(np.mean(keras.ops.convert_to_numpy(k))), 1)
     0.7
     """
+    K = backend.ops()
     cdf = np.cumsum(weights, dtype=np.float64) / float(sum(weights))
     u = uniform(shape, as_seed(seed))
     # The mixer k with cdf[k-1] <= u < cdf[k].
-    k = tf.searchsorted(
-        tf.constant(cdf[:-1], tf.float32), tf.reshape(u, [-1]),
-        side="right", out_type=tf.int32,
+    k = K.searchsorted(
+        K.convert_to_tensor(cdf[:-1].astype("float32")), K.reshape(u, [-1])
     )
-    return tf.reshape(k, tf.shape(u))
+    return K.reshape(k, K.shape(u))
 
 
 def check_concentration(value, name):
@@ -172,16 +168,25 @@ def check_concentration(value, name):
     if isinstance(value, numbers.Number):
         ok = math.isfinite(value) and value > 0
         shown = value
-    elif tf.is_tensor(value) and not tf.executing_eagerly():
-        return value
     else:
-        t = tf.convert_to_tensor(value)
-        if not t.dtype.is_floating and not t.dtype.is_integer:
+        if isinstance(value, (list, tuple)):
             raise TypeError(
-                f"`{name}` must be a finite number > 0; got dtype {t.dtype.name}."
+                f"`{name}` must be one finite number > 0; got the sequence "
+                f"{value!r}. Pass a single float (e.g. {name}=0.2)."
             )
-        arr = t.numpy()
-        ok = bool((arr > 0).all() and tf.math.is_finite(tf.cast(t, tf.float64)).numpy().all())
+        K = backend.ops()
+        if not hasattr(value, "dtype"):
+            value = K.convert_to_tensor(value)
+        if not (backend.is_float(value) or backend.is_int(value)):
+            raise TypeError(
+                f"`{name}` must be a finite number > 0; got dtype "
+                f"{backend.dtype_name(value)}."
+            )
+        arr = K.concrete(value)
+        if arr is None:  # traced: checked where it was set
+            return value
+        arr = np.asarray(arr, dtype=np.float64)
+        ok = bool((arr > 0).all() and np.isfinite(arr).all())
         shown = arr.tolist()
     if not ok:
         raise ValueError(
@@ -206,23 +211,24 @@ def _log_gamma_shape_ge_one(a, seed):
     cubic ``(1 + c x)^3 - 1`` is expanded so that nothing cancels when the
     shape is large.
     """
+    K = backend.ops()
     d = a - 1.0 / 3.0
-    c = tf.math.rsqrt(9.0 * d)
-    bits = _bits(_leading(3, _leading(_CANDIDATES, tf.shape(a))), seed)
+    c = K.rsqrt(9.0 * d)
+    bits = K.bits(K.leading(3, K.leading(_CANDIDATES, K.shape(a))), seed)
     x = _box_muller(bits[0], bits[1])
     u = _unit(bits[2])
     cx = c * x
     valid = cx > -1.0  # v = (1 + cx)^3 must be positive
-    log_t = tf.math.log1p(tf.where(valid, cx, 0.0))
+    log_t = K.log1p(K.where(valid, cx, K.zeros_like(cx)))
     w = cx * (3.0 + cx * (3.0 + cx))  # (1 + cx)^3 - 1, without cancellation
     # log-acceptance test: log u < x^2/2 + d (1 - v + log v), v = 1 + w.
     bound = 0.5 * x * x + d * (3.0 * log_t - w)
-    accept = valid & (tf.math.log(u) < bound)
+    accept = valid & (K.log(u) < bound)
     # The first accepted candidate; the last one where none was accepted.
-    accept = tf.concat([accept[:-1], tf.ones_like(accept[-1:])], axis=0)
-    first = accept & (tf.cumsum(tf.cast(accept, tf.int32), axis=0) == 1)
-    log_v = tf.reduce_sum(tf.where(first, 3.0 * log_t, 0.0), axis=0)
-    return tf.math.log(d) + log_v
+    accept = K.concat([accept[:-1], K.ones_like(accept[-1:])], axis=0)
+    first = accept & (K.cumsum(K.cast(accept, "int32"), axis=0) == 1)
+    log_v = K.reduce_sum(K.where(first, 3.0 * log_t, K.zeros_like(log_t)), axis=0)
+    return K.log(d) + log_v
 
 
 def log_gamma(shape, alpha, seed):
@@ -244,19 +250,20 @@ def log_gamma(shape, alpha, seed):
     Example:
 
     >>> log_g = keras_mixup.ops.log_gamma([100_000], 1e-3, seed=0)
-    >>> bool(tf.reduce_all(tf.math.is_finite(log_g)))  # exp would underflow
+    >>> bool(np.isfinite(keras.ops.convert_to_numpy(log_g)).all())  # exp would underflow
     True
-    >>> g = tf.exp(keras_mixup.ops.log_gamma([100_000], 3.0, seed=0))
-    >>> round(float(tf.reduce_mean(g)), 1)  # E[G] = alpha
+    >>> g = keras.ops.exp(keras_mixup.ops.log_gamma([100_000], 3.0, seed=0))
+    >>> round(float(keras.ops.mean(g)), 1)  # E[G] = alpha
     3.0
     """
+    K = backend.ops()
     seed = as_seed(seed)
-    alpha = tf.cast(alpha, tf.float32)
-    alpha = tf.broadcast_to(alpha, shape)
+    alpha = K.cast(alpha, "float32")
+    alpha = K.broadcast_to(alpha, shape)
     log_g = _log_gamma_shape_ge_one(alpha + 1.0, seed)
     # 1 - U lies in (0, 1], so its log is finite.
     u = 1.0 - uniform(shape, fold_seed(seed, 1))
-    return log_g + tf.math.log(u) / alpha
+    return log_g + K.log(u) / alpha
 
 
 def sample_beta(shape, alpha, beta=None, seed=None):
@@ -280,21 +287,22 @@ def sample_beta(shape, alpha, beta=None, seed=None):
     Example:
 
     >>> lam = keras_mixup.ops.sample_beta([10000], alpha=2.0, beta=6.0, seed=1)
-    >>> round(float(tf.reduce_mean(lam)), 2)
+    >>> round(float(keras.ops.mean(lam)), 2)
     0.25
     """
     check_concentration(alpha, "alpha")
     beta = alpha if beta is None else check_concentration(beta, "beta")
+    K = backend.ops()
     seed = as_seed(seed)
     # Both Gamma draws share one rejection loop: shape (2, *shape).
-    conc = tf.stack(
+    conc = K.stack(
         [
-            tf.broadcast_to(tf.cast(alpha, tf.float32), shape),
-            tf.broadcast_to(tf.cast(beta, tf.float32), shape),
+            K.broadcast_to(K.cast(alpha, "float32"), shape),
+            K.broadcast_to(K.cast(beta, "float32"), shape),
         ]
     )
-    log_g = log_gamma(_leading(2, shape), conc, seed)
-    return tf.math.sigmoid(log_g[0] - log_g[1])
+    log_g = log_gamma(K.leading(2, shape), conc, seed)
+    return K.sigmoid(log_g[0] - log_g[1])
 
 
 def random_permutation(batch_size, seed):
@@ -314,18 +322,12 @@ def random_permutation(batch_size, seed):
     Example:
 
     >>> p = keras_mixup.ops.random_permutation(5, seed=3)
-    >>> sorted(p.numpy().tolist())
+    >>> sorted(keras.ops.convert_to_numpy(p).tolist())
     [0, 1, 2, 3, 4]
     """
-    keys = tf.random.stateless_uniform(
-        [batch_size],
-        as_seed(seed),
-        minval=None,
-        maxval=None,
-        dtype=tf.int32,
-        alg="philox",
-    )
-    return tf.argsort(keys, stable=True)
+    K = backend.ops()
+    keys = K.bits([batch_size], as_seed(seed))
+    return K.argsort(keys)
 
 
 def flip_pairing(batch_size):
@@ -337,7 +339,8 @@ def flip_pairing(batch_size):
 
     Example:
 
-    >>> keras_mixup.ops.flip_pairing(5).numpy().tolist()
+    >>> keras.ops.convert_to_numpy(keras_mixup.ops.flip_pairing(5)).tolist()
     [4, 3, 2, 1, 0]
     """
-    return tf.range(batch_size - 1, -1, -1, dtype=tf.int32)
+    K = backend.ops()
+    return batch_size - 1 - K.range(batch_size, dtype="int32")
