@@ -45,6 +45,15 @@ Run it from the repository root::
 It prints a Markdown table, then a PASS/FAIL summary of the performance
 targets on the 64x224x224x3 float32 ``tf.function`` case. FAIL is reported,
 not raised: the exit status is 0.
+
+Then the same comparison under the JAX backend (a second table): the
+``tf.data`` pipeline with ``keras_mixup`` ``MixUp(alpha=0.2,
+num_classes=10)`` / ``CutMix(num_classes=10)`` against ``keras.layers.MixUp``
+/ ``keras.layers.CutMix``, float32 64x224x224x3 (128x32x32x3 with
+``--quick``), target >= 2x the Keras layer. Keras reads ``KERAS_BACKEND``
+when it is imported, so these rows come from ``benchmarks/bench_jax.py
+--section layers`` in a subprocess (under a minute; ``--no-jax`` skips them;
+they are skipped when JAX is not installed).
 """
 
 import argparse
@@ -258,6 +267,8 @@ def main(argv=None):
                         help="timed loops per measurement (median kept); default 5, 3 with --quick")
     parser.add_argument("--min-time", type=float, default=None,
                         help="seconds per timed loop (default 0.25, 0.1 with --quick)")
+    parser.add_argument("--no-jax", action="store_true",
+                        help="skip the JAX-backend rows (bench_jax.py in a subprocess)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     min_time = args.min_time or (0.1 if args.quick else 0.25)
@@ -374,6 +385,27 @@ def main(argv=None):
               lambda o, c: f"{o / (FLOOR_FACTOR * c):.2f}x of floor "
                            f"({o * 1e3:.2f} ms vs {FLOOR_FACTOR * c * 1e3:.2f} ms)",
               [O_CUTMIX, COPY])
+
+    if not args.no_jax:
+        from bench_train_step import run_jax  # runs bench_jax.py in a subprocess
+
+        extra = ["--quick"] if args.quick else []
+        extra += ["--repeats", str(args.repeats)] if args.repeats else []
+        extra += ["--min-time", str(args.min_time)] if args.min_time else []
+        jax_rows = run_jax("layers", extra)
+        print()
+        if isinstance(jax_rows, dict) and "layers" in jax_rows:
+            jax_rows = jax_rows["layers"]
+            print("Under the JAX backend (tf.data):")
+            print()
+            print("\n".join(jax_rows["table"]))
+            print()
+            print(jax_rows["note"])
+            print()
+            print("Targets (JAX backend, tf.data, 64x224x224x3 float32):")
+            print("\n".join(jax_rows["targets"]))
+        else:
+            print(f"JAX rows: {jax_rows}")
 
     if errors:
         print()

@@ -76,6 +76,13 @@ vs plain (A) in the same compile mode: input MixUp <= 1.03x, input CutMix <=
 1.05x, manifold with 3 sites <= 1.10x, MixupE fast <= 2.0x, fast on a quarter
 of the batch <= 1.35x, exact <= 3.0x). FAIL is reported, not raised: the
 exit status is 0.
+
+JAX rows (compile mode ``JAX jit``; plain (A), plain (B), input MixUp,
+input CutMix, manifold with 3 sites; targets <= 1.05x, 1.05x, 1.10x) come
+from ``benchmarks/bench_jax.py --section train``, run after the TensorFlow
+rows in a subprocess with ``KERAS_BACKEND=jax`` (Keras reads the backend
+when it is imported), and are added to the table; 1-3 minutes more on 2
+CPU cores (``--no-jax`` skips them, as does a machine without JAX).
 """
 
 import argparse
@@ -422,6 +429,32 @@ def measure_components(repeats, min_time, log):
     return list(comps), results
 
 
+# -------------------------------------------------------------------- JAX
+
+
+def run_jax(section, extra):
+    """Runs ``bench_jax.py --section SECTION`` with KERAS_BACKEND=jax in a
+    subprocess; returns its ``--json`` dict, or a string saying why not.
+    Its log goes to stderr like this script's."""
+    import importlib.util
+    import json
+    import subprocess
+    import tempfile
+
+    if importlib.util.find_spec("jax") is None:
+        return "skipped: JAX is not installed"
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_jax.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "jax.json")
+        proc = subprocess.run(
+            [sys.executable, script, "--section", section, "--json", path, *extra],
+            env=dict(os.environ, KERAS_BACKEND="jax"), stdout=subprocess.DEVNULL)
+        if proc.returncode or not os.path.exists(path):
+            return f"error: bench_jax.py exited with status {proc.returncode}"
+        with open(path) as f:
+            return json.load(f)
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -448,6 +481,8 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true",
                         help="add the 'manifold, always input' row and time the "
                              "mixing pieces alone")
+    parser.add_argument("--no-jax", action="store_true",
+                        help="skip the JAX rows (bench_jax.py in a subprocess)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (9 if args.quick else 41)
     min_time = args.min_time or (0.2 if args.quick else 0.25)
@@ -475,6 +510,14 @@ def main(argv=None):
 
     results = measure_train_steps(rows, repeats, min_time, args.max_row_time, log)
     summary = summarize(results, rows)
+    jax_rows = None
+    if not args.no_jax:
+        extra = ["--quick"] if args.quick else []
+        extra += ["--repeats", str(args.repeats)] if args.repeats else []
+        extra += ["--min-time", str(args.min_time)] if args.min_time else []
+        jax_rows = run_jax("train", extra)
+        if isinstance(jax_rows, dict):
+            jax_rows = jax_rows.get("train", "error: no train rows")
 
     lines = [
         "| Compile | Model | ms/step | steps/s | vs plain (A) | paired min..max "
@@ -498,6 +541,8 @@ def main(argv=None):
             lines.append(
                 f"| {mode} | {row}{mark} | {e['ms']:.1f} | {1e3 / e['ms']:.2f} | {ratio} "
                 f"| {spread} | {target} | {e['first']:.1f} |")
+    if isinstance(jax_rows, dict):
+        lines += jax_rows["table"]
     print()
     print("\n".join(lines))
 
@@ -521,6 +566,9 @@ def main(argv=None):
         f"{noise_text}. *1st step*: trace (+ XLA compile) time. Loops of "
         f"~{min_time:g} s (at least one step) after warm-up."
     )
+    if jax_rows is not None:
+        print()
+        print(jax_rows["note"] if isinstance(jax_rows, dict) else f"JAX rows: {jax_rows}")
     if short:
         print()
         print("(s): too slow to time in every round (--max-row-time "
@@ -547,6 +595,8 @@ def main(argv=None):
         if (isinstance(e, dict) and e.get("ratio", 0) > 3
                 and e["ms"] / 1e3 > 0.3 * e["first"]):
             suspects.append(f"{mode} {row}")
+    if isinstance(jax_rows, dict):
+        print("\n".join(jax_rows["targets"]))
     if noise:
         print("  (noise floor, |plain (B) / plain (A) - 1|: "
               + ", ".join(f"{m} {v * 100:.1f}%" for m, v in noise.items()) + ")")
