@@ -25,7 +25,7 @@ def unscale_loss_for_distribution(loss):
     """Undoes Keras' per-replica loss scaling (TensorFlow, several replicas).
 
     Keras divides the loss by the number of replicas in sync under
-    ``tf.distribute`` (from Keras 3.4: ``keras.src.losses.loss.
+    ``tf.distribute`` (from Keras 3.8: ``keras.src.losses.loss.
     scale_loss_for_distribution``; no public API says whether it does, so
     this reads keras.src); the logged loss should not be divided.
     """

@@ -95,7 +95,7 @@ def _jax_jvp(fn, x, tangent, variables):
 def _scale_for_distribution(value):
     """``value`` scaled like Keras scales a loss for distribution.
 
-    Under ``tf.distribute`` with several replicas, Keras (from 3.4) divides
+    Under ``tf.distribute`` with several replicas, Keras (from 3.8) divides
     each replica's loss by the number of replicas; a term added to that loss
     must be divided alike. Elsewhere (one replica, JAX) it is returned as is.
     """

@@ -3,15 +3,66 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras.src.testing import TestCase
 
+from keras_mixup import backend, ops
 from keras_mixup.layers import CutMix, MixUp, RandomMix
 from tests.conftest import xla
 
-# Written against TensorFlow tensors and graphs; the backend-neutral
-# contract runs on every backend in test_backends.py.
-pytestmark = pytest.mark.tensorflow_only
+# Runs on every backend (TensorFlow, JAX). Inputs are NumPy arrays; a layer
+# returns the backend's tensors (read with `to_np`). The random streams
+# differ by backend (Philox versus jax.random), so plans are checked by
+# what they must satisfy, never by their values. tf.data tests run under
+# any backend when TensorFlow is installed (mixing in a tf.data map is a
+# feature on JAX too); tf.function graph internals are TensorFlow-only.
+BACKEND = keras.backend.backend()
+
+
+def to_np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def dtype(x):
+    return keras.backend.standardize_dtype(x.dtype)
+
+
+def seeds(rows):
+    """Integer ``(..., 2)`` rows as stateless seeds of the running backend
+    (int64 on TensorFlow, uint32 ``jax.random`` keys on JAX)."""
+    return keras.ops.cast(np.asarray(rows), backend.ops().SEED_DTYPE)
+
+
+def compiled(layer):
+    """The layer's call compiled with XLA (conftest's `xla`), drawing a
+    fresh plan on every call.
+
+    On TensorFlow the layer is called inside the compiled function (its
+    call counter is a variable the graph advances). On JAX, state cannot
+    change inside ``jax.jit``: the compiled function is the layer's
+    ``stateless_call``, and the counter's new value is written back after
+    each call, as a JAX training loop does.
+    """
+    if BACKEND != "jax":
+        return xla(lambda *args: layer(*args))
+    step = xla(lambda state, *args: layer.stateless_call([], state, *args))
+
+    def call(*args):
+        out, state = step([v.value for v in layer.non_trainable_variables], *args)
+        for v, value in zip(layer.non_trainable_variables, state):
+            v.assign(value)
+        return out
+
+    return call
+
+
+def fast(layer):
+    """``layer``, compiled with XLA on JAX. Eager JAX compiles every op
+    for every new input shape, about twice the CPU time of compiling the
+    call once; the plan checks that use this are about the plan, which is
+    the same either way (test_layers_compile_with_xla). Eager JAX calls
+    are checked by the other tests."""
+    return compiled(layer) if BACKEND == "jax" else layer
+
 
 ALL_LAYERS = {
     "mixup": lambda **kw: MixUp(alpha=0.5, **kw),
@@ -73,7 +124,7 @@ def test_mixup_inputs_labels_weights_share_one_plan():
     y = np.arange(b)                 # class i: one-hot labels also identify it
     w = np.arange(1, b + 1, dtype="float32")
     layer = MixUp(alpha=1.0, num_classes=b, seed=3)
-    xm, ym, wm = [t.numpy() for t in layer(x, y, w)]
+    xm, ym, wm = [to_np(t) for t in fast(layer)(x, y, w)]
     partner, lam = blend_plan(xm, b)
     assert sorted(partner.tolist()) == list(range(b)), "pairing is a permutation"
     np.testing.assert_allclose(ym, xm, atol=1e-6)  # labels mixed identically
@@ -83,9 +134,10 @@ def test_mixup_inputs_labels_weights_share_one_plan():
 
 def test_mixup_per_batch_shares_lambda():
     b = 12
-    xm, _ = MixUp(alpha=1.0, per_sample=False, num_classes=b, seed=1)(np.eye(b), np.arange(b))
-    partner, lam = blend_plan(xm.numpy(), b)
+    xm, _ = fast(MixUp(alpha=1.0, per_sample=False, num_classes=b, seed=1))(np.eye(b), np.arange(b))
+    partner, lam = blend_plan(to_np(xm), b)
     mixed = partner != np.arange(b)
+    assert mixed.any()
     assert np.ptp(lam[mixed]) < 1e-6
 
 
@@ -93,8 +145,8 @@ def test_mixup_nested_inputs_and_regression_targets():
     b = 10
     inputs = {"a": np.eye(b, dtype="float32"), "seq": np.eye(b, dtype="float32")[:, None, :].repeat(3, 1)}
     y = np.arange(b, dtype="float32") * 2.0  # regression target
-    out, ym = MixUp(alpha=1.0, seed=4)(inputs, y)
-    partner, lam = blend_plan(out["a"].numpy(), b)
+    out, ym = fast(MixUp(alpha=1.0, seed=4))(inputs, y)
+    partner, lam = blend_plan(to_np(out["a"]), b)
     for t in range(3):
         np.testing.assert_allclose(out["seq"][:, t, :], out["a"], atol=1e-6)
     np.testing.assert_allclose(ym, lam * y + (1 - lam) * y[partner], rtol=1e-5, atol=1e-5)
@@ -104,9 +156,9 @@ def test_cutmix_label_weight_is_exact_pixel_fraction(id_images):
     b = 64
     x = id_images(b, 13, 17)
     layer = CutMix(alpha=1.0, num_classes=b, seed=5)
-    xm, ym = layer(x, np.arange(b))
-    partner, own = recover_plan(xm.numpy(), b)
-    ym = ym.numpy()
+    xm, ym = fast(layer)(x, np.arange(b))
+    xm, ym = to_np(xm), to_np(ym)
+    partner, own = recover_plan(xm, b)
     assert sorted(partner.tolist()) == list(range(b))
     mixed = partner != np.arange(b)
     assert (ym[~mixed, ~mixed] == 1.0).all()
@@ -123,37 +175,41 @@ def test_cutmix_label_weight_is_exact_pixel_fraction(id_images):
                  if abs(a / 13 - c / 17) < 0.1}
     assert any(p not in unclipped for p in cut_pixels)
     # Channels of a pixel move together.
-    assert (xm.numpy() == xm.numpy()[..., :1]).all()
+    assert (xm == xm[..., :1]).all()
 
 
 def test_cutmix_sequences_cut_one_segment(id_images):
     b, t = 20, 30
     x = id_images(b, t, 4)[:, :, 0, :]  # (B, T, D)
-    xm, ym = CutMix(num_classes=b, seed=2)(x, np.arange(b))
-    partner, own = recover_plan(xm.numpy(), b)
+    xm, ym = [to_np(t) for t in fast(CutMix(num_classes=b, seed=2))(x, np.arange(b))]
+    partner, own = recover_plan(xm, b)
+    assert (partner != np.arange(b)).any()
     for i in range(b):
-        steps = np.abs(xm.numpy()[i, :, 0] - i) > 1e-4
+        steps = np.abs(xm[i, :, 0] - i) > 1e-4
         if steps.any():
             idx = np.where(steps)[0]
             assert idx.max() - idx.min() + 1 == idx.size  # contiguous
-        assert ym.numpy()[i, i] == pytest.approx(own[i] if partner[i] != i else 1.0, abs=1e-6)
+        assert ym[i, i] == pytest.approx(own[i] if partner[i] != i else 1.0, abs=1e-6)
 
 
 def test_cutmix_channels_first(id_images):
     b = 8
     x = np.transpose(id_images(b, 9, 11, 2), (0, 3, 1, 2))
-    xm, ym = CutMix(data_format="channels_first", num_classes=b, seed=3)(x, np.arange(b))
+    layer = CutMix(data_format="channels_first", num_classes=b, seed=3)
+    xm, ym = [to_np(t) for t in fast(layer)(x, np.arange(b))]
     assert xm.shape == (b, 2, 9, 11)
-    assert (xm.numpy() == xm.numpy()[:, :1]).all()  # cut along H, W only
-    partner, own = recover_plan(xm.numpy(), b)
-    np.testing.assert_allclose(ym.numpy()[np.arange(b), np.arange(b)][partner != np.arange(b)],
+    assert (xm == xm[:, :1]).all()  # cut along H, W only
+    partner, own = recover_plan(xm, b)
+    assert (partner != np.arange(b)).any()
+    np.testing.assert_allclose(ym[np.arange(b), np.arange(b)][partner != np.arange(b)],
                                own[partner != np.arange(b)], atol=1e-6)
 
 
 def test_cutmix_per_batch_shares_one_box(id_images):
     b = 8
-    xm, _ = CutMix(per_sample=False, seed=7)(id_images(b, 16, 16), tf.one_hot(np.arange(b), b))
-    boxes = np.stack([np.abs(xm.numpy()[i, ..., 0] - i) > 1e-4 for i in range(b)])
+    xm, _ = fast(CutMix(per_sample=False, seed=7))(id_images(b, 16, 16), np.eye(b, dtype="float32"))
+    xm = to_np(xm)
+    boxes = np.stack([np.abs(xm[i, ..., 0] - i) > 1e-4 for i in range(b)])
     mixed = boxes.any(axis=(1, 2))
     assert mixed.sum() >= b // 2
     assert all((boxes[i] == boxes[np.argmax(mixed)]).all() for i in np.where(mixed)[0])
@@ -163,18 +219,19 @@ def test_segmentation_masks_follow_the_plan(id_images):
     b = 12
     x = id_images(b, 10, 10)
     seg_int = id_images(b, 10, 10, 1, "int32")[..., 0]  # (B, H, W), no channel
-    out = CutMix(num_classes=b, seed=8)({"images": x, "labels": np.arange(b),
+    out = fast(CutMix(num_classes=b, seed=8))({"images": x, "labels": np.arange(b),
                                          "segmentation_masks": seg_int})
-    assert out["segmentation_masks"].dtype == tf.int32
+    assert dtype(out["segmentation_masks"]) == "int32"
     assert out["segmentation_masks"].shape == (b, 10, 10)
-    np.testing.assert_array_equal(out["segmentation_masks"], out["images"].numpy()[..., 0].astype("int32"))
+    np.testing.assert_array_equal(out["segmentation_masks"], to_np(out["images"])[..., 0].astype("int32"))
+    assert (to_np(out["images"]) != x).any()
     # MixUp interpolates one-hot float masks, keeping shape and dtype.
     seg = np.eye(b, dtype="float32")[:, None, None, :].repeat(4, 1).repeat(4, 2)
-    out = MixUp(alpha=1.0, num_classes=b, seed=9)({"images": np.eye(b, dtype="float32"),
+    out = fast(MixUp(alpha=1.0, num_classes=b, seed=9))({"images": np.eye(b, dtype="float32"),
                                                     "labels": np.arange(b),
                                                     "segmentation_masks": seg})
     np.testing.assert_allclose(out["segmentation_masks"][:, 2, 3, :], out["images"], atol=1e-6)
-    assert out["segmentation_masks"].dtype == tf.float32
+    assert dtype(out["segmentation_masks"]) == "float32"
 
 
 def test_dict_form_keeps_keys_and_sample_weight():
@@ -193,34 +250,60 @@ def test_dict_form_keeps_keys_and_sample_weight():
 def test_same_seed_same_stream_and_calls_differ(name, id_images):
     x, y = id_images(8), np.arange(8) % 4
     a, b = ALL_LAYERS[name](num_classes=4, seed=11), ALL_LAYERS[name](num_classes=4, seed=11)
-    first = [a(x, y)[0].numpy() for _ in range(3)]
-    second = [b(x, y)[0].numpy() for _ in range(3)]
+    first = [to_np(a(x, y)[0]) for _ in range(3)]
+    second = [to_np(b(x, y)[0]) for _ in range(3)]
     for u, v in zip(first, second):
         np.testing.assert_array_equal(u, v)
     assert not np.array_equal(first[0], first[1])
-    other = ALL_LAYERS[name](num_classes=4, seed=12)(x, y)[0].numpy()
+    other = to_np(ALL_LAYERS[name](num_classes=4, seed=12)(x, y)[0])
     assert not np.array_equal(first[0], other)
 
 
 def test_jit_and_no_jit_give_the_same_plan(id_images):
+    # `jit_compile` compiles the layer's TensorFlow computation: its direct
+    # calls on TensorFlow, and its tf.data maps under any backend (on JAX
+    # a direct call is compiled by jax.jit or not at all).
     x, y = id_images(16), np.arange(16) % 4
+    if BACKEND == "tensorflow":
+        call = lambda layer: layer(x, y)  # noqa: E731
+    else:
+        tf = pytest.importorskip("tensorflow")
+        call = lambda layer: next(  # noqa: E731
+            tf.data.Dataset.from_tensors((x, y)).map(layer).as_numpy_iterator())
     for cls in (MixUp, CutMix):
-        a = cls(num_classes=4, seed=3)(x, y)
-        b = cls(num_classes=4, seed=3, jit_compile=False)(x, y)
+        a = call(cls(num_classes=4, seed=3))
+        b = call(cls(num_classes=4, seed=3, jit_compile=False))
         np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="jax.jit around a stateful call")
+def test_bare_jax_jit_refuses_and_leaves_the_layer_usable():
+    # Inside jax.jit the call counter cannot advance: every call of the
+    # compiled function would reuse one plan, and the counter would keep a
+    # leaked tracer. The layer says to compile its stateless_call instead.
+    import jax
+
+    x, y = np.eye(4, dtype="float32"), np.arange(4) % 2
+    layer = MixUp(num_classes=2, seed=0)
+    with pytest.raises(RuntimeError, match="stateless_call"):
+        jax.jit(lambda a, b: layer(a, b))(x, y)
+    xm, ym = layer(x, y)
+    assert xm.shape == (4, 4) and ym.shape == (4, 2)
+
+
 def test_parallel_tf_data_calls_draw_distinct_plans(id_images):
+    tf = pytest.importorskip("tensorflow")
     x, y = id_images(8, 4, 4, 1), np.arange(8)
     layer = MixUp(alpha=1.0, num_classes=8, seed=0)
     ds = tf.data.Dataset.from_tensors((x, y)).repeat(64).map(layer, num_parallel_calls=8)
-    outs = [xm.numpy().tobytes() for xm, _ in ds]
+    outs = [xm.tobytes() for xm, _ in ds.as_numpy_iterator()]
     assert len(set(outs)) == 64
 
 
 @pytest.mark.parametrize("name", list(ALL_LAYERS))
 def test_tf_data_any_batch_size(name, id_images):
+    tf = pytest.importorskip("tensorflow")
     x, y = id_images(11, 6, 6), np.arange(11) % 3
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).map(ALL_LAYERS[name](num_classes=3, seed=1))
     shapes = [(tuple(a.shape), tuple(b.shape)) for a, b in ds]
@@ -247,7 +330,10 @@ def test_training_false_is_exactly_identity(name, id_images):
     y = np.arange(6) % 3
     layer = ALL_LAYERS[name](num_classes=3, seed=0)
     xo, yo = layer(x, y, training=False)
-    assert xo.dtype == tf.uint8 and yo.dtype == tf.int64
+    # Returned as given (converted to the backend's tensors: int64 is int32
+    # on JAX, which runs without x64).
+    assert dtype(xo) == "uint8"
+    assert dtype(yo) == ("int64" if BACKEND == "tensorflow" else dtype(keras.ops.convert_to_tensor(y)))
     np.testing.assert_array_equal(xo, x)
     np.testing.assert_array_equal(yo, y)
     d = layer({"images": x, "labels": y}, training=False)
@@ -257,14 +343,27 @@ def test_training_false_is_exactly_identity(name, id_images):
 @pytest.mark.parametrize("name", list(ALL_LAYERS))
 def test_layers_compile_with_xla(name, id_images):
     layer = ALL_LAYERS[name](num_classes=4, seed=2, jit_compile=False)
-    f = xla(lambda x, y, w: layer(x, y, w))
-    xm, ym, wm = f(tf.constant(id_images(8)), tf.constant(np.arange(8) % 4), tf.ones([8]))
-    assert xm.shape == (8, 8, 8, 3) and ym.shape == (8, 4)
-    np.testing.assert_allclose(ym.numpy().sum(1), 1.0, rtol=1e-6)
+    f = compiled(layer)
+    x, y, w = id_images(8), np.arange(8) % 4, np.ones(8, "float32")
+    outs = [[to_np(t) for t in f(x, y, w)] for _ in range(2)]
+    xm, ym, wm = outs[0]
+    assert xm.shape == (8, 8, 8, 3) and ym.shape == (8, 4) and wm.shape == (8,)
+    np.testing.assert_allclose(ym.sum(1), 1.0, rtol=1e-6)
+    # Every compiled call draws a fresh plan, the one an eager call with
+    # the same seed and call count draws.
+    assert not np.array_equal(outs[0][0], outs[1][0])
+    eager = ALL_LAYERS[name](num_classes=4, seed=2)
+    for out in outs:
+        for got, want in zip(out, eager(x, y, w)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.tensorflow_only
 @pytest.mark.parametrize("name", list(ALL_LAYERS))
 def test_tf_function_with_unknown_batch(name, id_images):
+    # A tf.function graph with an unknown batch size (JAX traces static
+    # shapes; tf.data's unknown batch runs in test_tf_data_any_batch_size).
+    tf = pytest.importorskip("tensorflow")
     layer = ALL_LAYERS[name](num_classes=4, seed=2)
     f = tf.function(lambda x, y: layer(x, y), input_signature=[
         tf.TensorSpec([None, 8, 8, 3]), tf.TensorSpec([None], tf.int32)])
@@ -277,15 +376,16 @@ def test_uint8_images():
     x = np.random.RandomState(0).randint(0, 256, (8, 12, 12, 3)).astype("uint8")
     y = np.arange(8) % 2
     xm, _ = MixUp(num_classes=2, seed=1)(x, y)
-    assert xm.dtype == tf.float32
+    assert dtype(xm) == "float32"
     xc, _ = CutMix(num_classes=2, dtype="uint8", seed=1)(x, y)
-    assert xc.dtype == tf.uint8
+    assert dtype(xc) == "uint8"
     # Every output pixel is an exact pixel of the same position in the batch.
-    xc = xc.numpy()
+    xc = to_np(xc)
+    assert (xc != x).any()
     assert all(any((xc[i, h, w] == x[j, h, w]).all() for j in range(8))
                for i in range(8) for h in range(0, 12, 3) for w in range(0, 12, 3))
     xf, _ = CutMix(num_classes=2, seed=1)(x, y)
-    np.testing.assert_array_equal(xf.numpy(), xc.astype("float32"))
+    np.testing.assert_array_equal(to_np(xf), xc.astype("float32"))
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -293,16 +393,17 @@ def test_uint8_images():
 def test_mixed_precision_labels_stay_float32(policy, name, id_images):
     layer = ALL_LAYERS[name](num_classes=3, seed=0, dtype=policy)
     xm, ym, wm = layer(id_images(6), np.arange(6) % 3, np.ones(6))
-    assert xm.dtype == policy.split("_")[1]
-    assert ym.dtype == tf.float32 and wm.dtype == tf.float32
-    np.testing.assert_allclose(ym.numpy().sum(1), 1.0, rtol=1e-6)
+    assert dtype(xm) == policy.split("_")[1]
+    assert dtype(ym) == "float32" and dtype(wm) == "float32"
+    np.testing.assert_allclose(to_np(ym).sum(1), 1.0, rtol=1e-6)
 
 
 def test_label_smoothing_is_applied_before_mixing():
     b = 8
     _, ym = MixUp(num_classes=4, label_smoothing=0.2, seed=0)(np.eye(b, dtype="float32"), np.arange(b) % 4)
-    assert ym.numpy().min() >= 0.05 - 1e-6  # ε / C
-    np.testing.assert_allclose(ym.numpy().sum(1), 1.0, rtol=1e-6)
+    ym = to_np(ym)
+    assert ym.min() >= 0.05 - 1e-6  # ε / C
+    np.testing.assert_allclose(ym.sum(1), 1.0, rtol=1e-6)
 
 
 # ------------------------------------------------------------ RandomMix
@@ -312,10 +413,11 @@ def test_random_mix_rate_and_weights_frequencies():
     n = 20_000
     x = np.eye(4, dtype="float32")[np.arange(n) % 4][:, None, None, :].repeat(2, 1).repeat(2, 2)
     layer = RandomMix([MixUp(1.0), CutMix(1.0)], weights=[1, 3], rate=0.3, per_sample=True, seed=5)
-    plan = layer.sample_plan(tf.constant(x), tf.constant([1, 2], tf.int64))
-    lam = plan["lam"].numpy()
-    mask = plan["mask"].numpy().reshape(n, -1)
-    mixed = plan["index"].numpy() != np.arange(n)
+    sample = layer.sample_plan if BACKEND != "jax" else xla(layer.sample_plan)  # (see `fast`)
+    plan = sample(keras.ops.convert_to_tensor(x), ops.as_seed(np.array([1, 2])))
+    lam = to_np(plan["lam"])
+    mask = to_np(plan["mask"]).reshape(n, -1)
+    mixed = to_np(plan["index"]) != np.arange(n)
     # Not mixed: exactly unchanged. Mixed fraction ~ rate (minus self-pairs).
     assert (lam[~mixed] == 1.0).all() and (mask[~mixed] == 1.0).all()
     frac = mixed.mean()
@@ -331,11 +433,10 @@ def test_random_mix_rate_and_weights_frequencies():
 
 def test_random_mix_per_batch_rate():
     layer = RandomMix([MixUp(1.0, num_classes=4)], rate=0.25, seed=1)
-    f = tf.function(lambda s: layer.sample_plan(tf.zeros([4, 3]), s)["lam"])
     n = 2000
-    mixed = np.array([
-        (f(tf.constant([7, i], tf.int64)).numpy() != 1.0).any() for i in range(n)
-    ])
+    # One compiled call maps the plan over n seeds [7, i].
+    f = xla(lambda s: keras.ops.map(lambda si: layer.sample_plan(np.zeros([4, 3], "float32"), si)["lam"], s))
+    mixed = (to_np(f(seeds(np.stack([np.full(n, 7), np.arange(n)], 1)))) != 1.0).any(axis=1)
     assert abs(mixed.mean() - 0.25) < 5 * np.sqrt(0.25 * 0.75 / n)
 
 
@@ -391,12 +492,28 @@ def test_call_errors_say_what_to_pass(name, id_images):
         layer(x, np.arange(4) % 3, np.ones((4, 2)))
 
 
+@pytest.mark.tensorflow_only
 def test_batch_mismatch_in_graph_is_reported():
+    # A graph with unknown batch sizes checks them at run time (tf.data
+    # too, under any backend: test_batch_mismatch_in_tf_data_is_reported).
+    tf = pytest.importorskip("tensorflow")
     layer = MixUp(num_classes=3, seed=0)
     f = tf.function(lambda x, y: layer(x, y), input_signature=[
         tf.TensorSpec([None, 2]), tf.TensorSpec([None], tf.int32)])
     with pytest.raises(tf.errors.InvalidArgumentError, match="batch sizes"):
         f(np.ones((4, 2), "float32"), np.zeros(3, "int32"))
+
+
+def test_batch_mismatch_in_tf_data_is_reported():
+    # A tf.data map under any backend traces unknown batch sizes: the
+    # check runs in the graph.
+    tf = pytest.importorskip("tensorflow")
+    ds = tf.data.Dataset.from_generator(
+        lambda: iter([(np.ones((4, 2), "float32"), np.zeros(3, "int32"))]),
+        output_signature=(tf.TensorSpec([None, 2]), tf.TensorSpec([None], tf.int32)),
+    ).map(MixUp(num_classes=3, seed=0))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="batch sizes"):
+        list(ds)
 
 
 def test_mixup_refuses_integer_inputs_and_names_embeddings():

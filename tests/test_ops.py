@@ -1,16 +1,47 @@
 """Tests of the pure ops: sampling statistics, XLA, pairings, masks, labels."""
 
+import keras
 import numpy as np
 import pytest
 import scipy.stats
-import tensorflow as tf
 
-from keras_mixup import ops
+from keras_mixup import backend, ops
 from tests.conftest import xla
 
-# Written against TensorFlow tensors and graphs; the backend-neutral
-# contract runs on every backend in test_backends.py.
-pytestmark = pytest.mark.tensorflow_only
+# Runs on every backend (TensorFlow, JAX): tensors are NumPy arrays or
+# keras.ops results, XLA is conftest's `xla`. The random streams differ by
+# backend (Philox versus jax.random), so draws are checked by their
+# statistics, with tolerances from their variance, never by their values.
+BACKEND = keras.backend.backend()
+
+
+def to_np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def draw(fn):
+    """``fn()`` as a NumPy array; on JAX compiled first. Eager JAX compiles
+    every op for every new shape, about twice the CPU time of compiling
+    the sampler once (XLA is checked on every backend below)."""
+    return to_np(xla(fn)() if BACKEND == "jax" else fn())
+
+
+def assert_counted_fraction(kept, counted):
+    """``kept`` equals the counted fraction in float32: exactly where
+    TensorFlow divides eagerly; within 1 ulp where XLA divides (every JAX op
+    is compiled by XLA, whose CPU code may divide by a broadcast scalar as a
+    multiplication by its reciprocal)."""
+    kept, counted = to_np(kept), np.asarray(counted, np.float32)
+    if BACKEND == "tensorflow":
+        np.testing.assert_array_equal(kept, counted)
+    else:
+        np.testing.assert_array_max_ulp(kept, counted, maxulp=1)
+
+
+def seeds(rows):
+    """Integer ``(..., 2)`` rows as stateless seeds of the running backend
+    (int64 on TensorFlow, uint32 ``jax.random`` keys on JAX)."""
+    return keras.ops.cast(np.asarray(rows), backend.ops().SEED_DTYPE)
 
 # (alpha, beta) pairs: symmetric and asymmetric, small and large.
 BETA_PARAMS = [(0.2, 0.2), (1.0, 1.0), (0.4, 2.5), (2.0, 6.0), (30.0, 5.0)]
@@ -25,7 +56,7 @@ def beta_moments(a, b):
 @pytest.mark.parametrize("a,b", BETA_PARAMS)
 def test_beta_moments_within_sampling_error(a, b):
     n = 200_000
-    lam = ops.sample_beta([n], a, b, seed=1234).numpy().astype(np.float64)
+    lam = draw(lambda: ops.sample_beta([n], a, b, seed=1234)).astype(np.float64)
     mean, var = beta_moments(a, b)
     # Tolerances: 5 standard errors of the sample mean and sample variance.
     mu4 = scipy.stats.beta(a, b).moment(4) - 4 * mean * scipy.stats.beta(a, b).moment(3) \
@@ -56,23 +87,23 @@ def ks_pvalue_float32(samples, cdf):
 
 @pytest.mark.parametrize("a,b", BETA_PARAMS)
 def test_beta_matches_distribution_ks(a, b):
-    lam = ops.sample_beta([20_000], a, b, seed=7).numpy()
+    lam = draw(lambda: ops.sample_beta([20_000], a, b, seed=7))
     assert lam.dtype == np.float32
     p = ks_pvalue_float32(lam, scipy.stats.beta(a, b).cdf)
     assert p > 1e-3, f"KS p-value {p} for Beta({a}, {b})"
 
 
 def test_beta_default_is_symmetric_and_seeded():
-    a1 = ops.sample_beta([1000], 0.5, seed=3).numpy()
-    a2 = ops.sample_beta([1000], 0.5, 0.5, seed=3).numpy()
+    a1 = draw(lambda: ops.sample_beta([1000], 0.5, seed=3))
+    a2 = draw(lambda: ops.sample_beta([1000], 0.5, 0.5, seed=3))
     np.testing.assert_array_equal(a1, a2)
-    assert not np.array_equal(a1, ops.sample_beta([1000], 0.5, seed=4).numpy())
+    assert not np.array_equal(a1, draw(lambda: ops.sample_beta([1000], 0.5, seed=4)))
 
 
 @pytest.mark.parametrize("a,b", [(1e-3, 1e-3), (1e3, 1e3), (1e-3, 1e3), (1e3, 1e-3)])
 def test_beta_is_finite_at_extreme_concentrations(a, b):
     n = 1_000_000
-    lam = ops.sample_beta([n], a, b, seed=99).numpy()
+    lam = draw(lambda: ops.sample_beta([n], a, b, seed=99))
     assert np.isfinite(lam).all()
     assert lam.min() >= 0.0 and lam.max() <= 1.0
     mean, var = beta_moments(a, b)
@@ -81,14 +112,14 @@ def test_beta_is_finite_at_extreme_concentrations(a, b):
 
 def test_ks_check_detects_a_wrong_distribution():
     # The KS helper must have power: Beta(0.25, 0.2) draws fail Beta(0.2, 0.2).
-    lam = ops.sample_beta([20_000], 0.25, 0.2, seed=7).numpy()
+    lam = draw(lambda: ops.sample_beta([20_000], 0.25, 0.2, seed=7))
     assert ks_pvalue_float32(lam, scipy.stats.beta(0.2, 0.2).cdf) < 1e-3
 
 
 def test_tiny_alpha_puts_half_the_mass_at_each_end():
     # Beta(1e-3, 1e-3): P(λ < 0.01) ≈ P(λ > 0.99) ≈ 0.5.
     n = 100_000
-    lam = ops.sample_beta([n], 1e-3, seed=5).numpy()
+    lam = draw(lambda: ops.sample_beta([n], 1e-3, seed=5))
     low = (lam < 0.01).mean()
     assert abs(low - 0.5) < 5 * np.sqrt(0.25 / n) + 0.005
     assert abs((lam > 0.99).mean() - 0.5) < 5 * np.sqrt(0.25 / n) + 0.005
@@ -96,20 +127,22 @@ def test_tiny_alpha_puts_half_the_mass_at_each_end():
 
 def test_beta_accepts_tensor_concentration_and_compiles_with_xla():
     f = xla(lambda alpha, seed: ops.sample_beta([50_000], alpha, seed=seed))
-    lam = f(tf.constant(2.0), tf.constant([1, 2], tf.int64)).numpy()
+    lam = to_np(f(keras.ops.convert_to_tensor(2.0), seeds([1, 2])))
     mean, var = beta_moments(2.0, 2.0)
     assert abs(lam.mean() - mean) < 5 * np.sqrt(var / 50_000)
     # Same seed, same draws, compiled or not.
     np.testing.assert_allclose(
-        lam, ops.sample_beta([50_000], 2.0, seed=tf.constant([1, 2], tf.int64)).numpy(),
+        lam, to_np(ops.sample_beta([50_000], 2.0, seed=np.array([1, 2]))),
         rtol=1e-5, atol=1e-6,
     )
 
 
+@pytest.mark.tensorflow_only
 def test_known_gamma_ops_do_not_compile_with_xla():
     # The reason sample_beta exists: if this starts passing, the workaround
     # could be dropped; as long as it fails, the XLA checks above mean
-    # something.
+    # something. (TensorFlow's gamma kernels; jax.random.gamma compiles.)
+    tf = pytest.importorskip("tensorflow")
     with pytest.raises(Exception):
         xla(lambda: tf.random.stateless_gamma([4], seed=[1, 2], alpha=0.5))()
 
@@ -126,20 +159,18 @@ def test_beta_rejects_bad_concentration(bad):
 
 def test_seed_validation():
     with pytest.raises(ValueError, match="shape"):
-        ops.sample_beta([3], 1.0, seed=tf.constant([1, 2, 3]))
+        ops.sample_beta([3], 1.0, seed=np.array([1, 2, 3]))
     with pytest.raises(TypeError, match="seed"):
-        ops.sample_beta([3], 1.0, seed=tf.constant([1.0, 2.0]))
+        ops.sample_beta([3], 1.0, seed=np.array([1.0, 2.0]))
 
 
 def test_random_permutation_is_uniform_and_compiles():
     f = xla(lambda s: ops.random_permutation(4, s))
     counts = {}
     n = 24_000
-    for i in range(n // 1000):
-        seeds = tf.stack([tf.fill([1000], i), tf.range(1000)], axis=1)
-        perms = tf.map_fn(f, tf.cast(seeds, tf.int64), fn_output_signature=tf.int32)
-        for p in map(tuple, perms.numpy()):
-            counts[p] = counts.get(p, 0) + 1
+    rows = np.stack([np.arange(n) // 1000, np.arange(n) % 1000], axis=1)
+    for p in map(tuple, to_np(keras.ops.map(f, seeds(rows)))):
+        counts[p] = counts.get(p, 0) + 1
     assert all(sorted(p) == [0, 1, 2, 3] for p in counts)
     assert len(counts) == 24
     chi2 = scipy.stats.chisquare(list(counts.values())).pvalue
@@ -148,35 +179,36 @@ def test_random_permutation_is_uniform_and_compiles():
 
 @pytest.mark.parametrize("batch", [1, 2, 7, 128])
 def test_random_permutation_any_batch(batch):
-    p = ops.random_permutation(batch, seed=batch).numpy()
+    p = to_np(ops.random_permutation(batch, seed=batch))
     assert sorted(p.tolist()) == list(range(batch))
 
 
 def test_flip_pairing_odd_and_even():
-    assert ops.flip_pairing(5).numpy().tolist() == [4, 3, 2, 1, 0]
-    assert ops.flip_pairing(4).numpy().tolist() == [3, 2, 1, 0]
-    assert ops.flip_pairing(1).numpy().tolist() == [0]
-    p = xla(lambda: ops.flip_pairing(7))().numpy()
+    assert to_np(ops.flip_pairing(5)).tolist() == [4, 3, 2, 1, 0]
+    assert to_np(ops.flip_pairing(4)).tolist() == [3, 2, 1, 0]
+    assert to_np(ops.flip_pairing(1)).tolist() == [0]
+    p = to_np(xla(lambda: ops.flip_pairing(7))())
     assert (p[p] == np.arange(7)).all()  # an involution: pairs mix both ways
 
 
 def test_interpolate_nested_uses_one_plan():
     b = 6
-    index = tf.constant([1, 0, 3, 2, 5, 4], tf.int32)
-    lam = tf.constant([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    xs = {"a": tf.eye(b), "b": (tf.eye(b)[:, None, :] * tf.ones([1, 3, 1]),)}
+    index = np.array([1, 0, 3, 2, 5, 4], np.int32)
+    lam = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], np.float32)
+    eye = np.eye(b, dtype=np.float32)
+    xs = {"a": eye, "b": (eye[:, None, :] * np.ones([1, 3, 1], np.float32),)}
     out = xla(lambda: ops.interpolate(xs, lam, index))()
-    expected = lam[:, None] * tf.eye(b) + (1 - lam[:, None]) * tf.gather(tf.eye(b), index)
+    expected = lam[:, None] * eye + (1 - lam[:, None]) * eye[index]
     np.testing.assert_allclose(out["a"], expected, rtol=1e-6)
     for t in range(3):
         np.testing.assert_allclose(out["b"][0][:, t, :], expected, rtol=1e-6)
 
 
 def test_blend_with_binary_weight_copies_exactly():
-    x = tf.constant(np.random.RandomState(0).randint(0, 256, (4, 5, 5, 1)), tf.uint8)
-    w = tf.constant(np.random.RandomState(1).randint(0, 2, (4, 5, 5, 1)), tf.float32)
-    out = ops.blend(x, [2, 3, 0, 1], w).numpy()
-    ref = np.where(w.numpy() > 0, x.numpy(), x.numpy()[[2, 3, 0, 1]])
+    x = np.random.RandomState(0).randint(0, 256, (4, 5, 5, 1)).astype(np.uint8)
+    w = np.random.RandomState(1).randint(0, 2, (4, 5, 5, 1)).astype(np.float32)
+    out = to_np(ops.blend(x, [2, 3, 0, 1], w))
+    ref = np.where(w > 0, x, x[[2, 3, 0, 1]])
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out, ref)
 
@@ -184,8 +216,9 @@ def test_blend_with_binary_weight_copies_exactly():
 @pytest.mark.parametrize("h,w", [(8, 8), (7, 13), (1, 5), (32, 32)])
 def test_box_mask_fraction_is_exact_count(h, w):
     lam = ops.sample_beta([500], 1.0, seed=h * w)
-    mask, kept = xla(lambda: ops.box_mask(h, w, lam, tf.constant([3, 4], tf.int64)))()
-    mask, kept = mask.numpy(), kept.numpy()
+    seed = seeds([3, 4])
+    mask, kept = xla(lambda: ops.box_mask(h, w, lam, seed))()
+    mask, kept = to_np(mask), to_np(kept)
     assert mask.shape == (500, h, w)
     assert set(np.unique(mask)) <= {0.0, 1.0}
     counted = mask.reshape(500, -1).sum(1) / (h * w)
@@ -201,10 +234,10 @@ def test_box_mask_fraction_is_exact_count(h, w):
 
 def test_box_mask_cut_side_follows_sqrt_one_minus_lambda():
     # Without clipping (centre in the middle), the box is floor(32·√(1-λ)).
-    lam = tf.constant([0.75, 0.0, 1.0, 0.5])
+    lam = np.array([0.75, 0.0, 1.0, 0.5], np.float32)
     mask, kept = ops.box_mask(32, 32, lam, seed=0)
-    cut = 1.0 - kept.numpy()
-    side = np.floor(32 * np.sqrt(1 - lam.numpy()))
+    cut = 1.0 - to_np(kept)
+    side = np.floor(32 * np.sqrt(1 - lam))
     # Clipping can only shrink the box.
     assert (cut <= side**2 / 1024 + 1e-7).all()
     assert cut[2] == 0.0  # λ = 1: nothing cut
@@ -215,8 +248,8 @@ def test_box_mask_cut_side_follows_sqrt_one_minus_lambda():
 def test_segment_mask_is_contiguous_and_exact():
     lam = ops.sample_beta([300], 1.0, seed=2)
     mask, kept = ops.segment_mask(50, lam, seed=9)
-    mask = mask.numpy()
-    np.testing.assert_array_equal(kept.numpy(), (mask.sum(1) / 50).astype(np.float32))
+    mask = to_np(mask)
+    assert_counted_fraction(kept, mask.sum(1) / 50)
     for m in mask:
         cut = np.where(m == 0)[0]
         if cut.size:
@@ -226,9 +259,10 @@ def test_segment_mask_is_contiguous_and_exact():
 def test_one_hot_and_smoothing():
     out = ops.to_soft_labels(np.array([[2], [0]]), num_classes=3, label_smoothing=0.3)
     np.testing.assert_allclose(out, [[0.1, 0.1, 0.8], [0.8, 0.1, 0.1]], rtol=1e-6)
-    assert out.dtype == tf.float32
-    soft = ops.to_soft_labels(tf.constant([[0.25, 0.75]], tf.float16))
-    assert soft.dtype == tf.float32
+    assert to_np(out).dtype == np.float32
+    soft = ops.to_soft_labels(np.array([[0.25, 0.75]], np.float16))
+    assert to_np(soft).dtype == np.float32
+    np.testing.assert_array_equal(soft, [[0.25, 0.75]])
     multi = ops.to_soft_labels(np.array([[1, 0, 1]], np.int32))
     np.testing.assert_array_equal(multi, [[1.0, 0.0, 1.0]])
     reg = ops.to_soft_labels(np.array([1.5, -2.0]))
@@ -252,11 +286,27 @@ def test_label_errors_name_the_fix():
         ops.to_soft_labels(np.eye(3, dtype="float32"), num_classes=4)
 
 
-def test_out_of_range_ids_fail_in_graph_and_poison_under_xla():
+@pytest.mark.tensorflow_only
+def test_out_of_range_ids_fail_in_graph():
+    # A tf.function graph (no XLA) keeps the assertion.
+    tf = pytest.importorskip("tensorflow")
     graph = tf.function(lambda y: ops.one_hot(y, 3))
     with pytest.raises(tf.errors.InvalidArgumentError, match="class ids"):
         graph(tf.constant([0, 5]))
-    # XLA drops assertions: the bad row must be NaN, never silently zero.
-    out = xla(lambda y: ops.one_hot(y, 3))(tf.constant([1, 5])).numpy()
+
+
+def test_out_of_range_ids_fail_in_a_tf_data_graph():
+    # tf.data maps trace with TensorFlow ops under any backend: the
+    # assertion is there too.
+    tf = pytest.importorskip("tensorflow")
+    ds = tf.data.Dataset.from_tensors(np.array([0, 5], np.int32)).map(lambda y: ops.one_hot(y, 3))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="class ids"):
+        list(ds)
+
+
+def test_out_of_range_ids_poison_under_xla():
+    # XLA (and jax.jit) drops assertions: the bad row must be NaN, never
+    # silently zero.
+    out = to_np(xla(lambda y: ops.one_hot(y, 3))(keras.ops.convert_to_tensor(np.array([1, 5], np.int32))))
     np.testing.assert_array_equal(out[0], [0.0, 1.0, 0.0])
     assert np.isnan(out[1]).all()

@@ -39,7 +39,6 @@ minimum = ops.minimum
 expand_dims = ops.expand_dims
 stop_gradient = ops.stop_gradient
 is_finite = ops.isfinite
-cond = ops.cond
 is_tensor = ops.is_tensor
 
 
@@ -168,6 +167,16 @@ def divide_no_nan(a, b):
 
 def bitwise_and(x, y):
     return ops.bitwise_and(x, y)
+
+
+def cond(pred, true_fn, false_fn):
+    """``true_fn()`` if ``pred`` else ``false_fn()``. With a concrete
+    ``pred`` (an eager step) the branch is picked in Python: ``lax.cond``
+    would compile both branches again on every call."""
+    value = concrete(pred)
+    if value is not None:
+        return true_fn() if bool(value) else false_fn()
+    return ops.cond(pred, true_fn, false_fn)
 
 
 def concrete(x):

@@ -40,6 +40,23 @@ def identity_where_off(plan, on):
     return out
 
 
+def _traced_without_scope(x):
+    """Whether ``x`` is a JAX tracer while no `keras.StatelessScope`
+    collects variable updates: a variable assigned now would keep the
+    tracer (a bare ``jax.jit`` around a layer call)."""
+    import sys
+
+    jax = sys.modules.get("jax")
+    tracer = getattr(getattr(jax, "core", None), "Tracer", None)
+    if tracer is None or not isinstance(x, tracer):
+        return False
+    try:  # no public API (keras.StatelessScope has no "current" accessor)
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+    except ImportError:  # pragma: no cover - a Keras that moved it
+        return False
+    return not in_stateless_scope()
+
+
 def _static_batch(t):
     return t.shape[0] if backend.rank(t) else None
 
@@ -231,8 +248,25 @@ class BaseMixingLayer(keras.layers.Layer):
         # JAX / PyTorch: a plain read-and-increment (calls are sequential);
         # inside a jitted function Keras threads the variable's new value.
         count = keras.ops.convert_to_tensor(state)[0]
+        if _traced_without_scope(count):
+            raise RuntimeError(self._bare_jit_message())
         state.assign(keras.ops.convert_to_tensor(state) + keras.ops.array([1, 0, 0], "int32"))
         return fold_seed(K.seed_from_int(self._base_seed), count)
+
+    def _bare_jit_message(self):
+        name = type(self).__name__
+        return (
+            f"{name} was called inside `jax.jit` (or another JAX "
+            "transformation) on its own variables: its call counter, which "
+            "gives every call a fresh plan, cannot change inside the "
+            "compiled function, so every call would reuse one plan. Compile "
+            "`layer.stateless_call(trainable_variables, "
+            "non_trainable_variables, x, y)` instead and carry the "
+            "non-trainable variables it returns into the next call (what a "
+            "JAX training loop does), call the layer outside `jax.jit`, map "
+            f"it over a tf.data pipeline (`ds.map({name}(...))`), or train "
+            "with `keras_mixup.MixupModel`."
+        )
 
     # --------------------------------------------------------------- config
 
@@ -282,8 +316,8 @@ class BaseMixingLayer(keras.layers.Layer):
     def _jit(self, name):
         """The method ``name``, XLA-compiled when ``jit_compile`` (cached).
 
-        TensorFlow only: under JAX the step (or the user's ``jax.jit``)
-        compiles the whole computation at once.
+        TensorFlow only: under JAX the step (or the user's ``jax.jit`` of
+        ``stateless_call``) compiles the whole computation at once.
         """
         if not backend.uses_tensorflow() or not self.jit_compile:
             return getattr(self, name)
