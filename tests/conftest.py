@@ -49,6 +49,19 @@ def xla(fn):
     return tf.function(fn, jit_compile=True)
 
 
+def id_rows_plan(xm):
+    """(partner, λ) of identity rows mixed as λ·e_i + (1 − λ)·e_π(i): row i
+    of the identity identifies example i, so a mixed row names its sources."""
+    xm = np.asarray(xm, np.float64)
+    partner, lam = np.arange(len(xm)), np.ones(len(xm))
+    for i, row in enumerate(xm):
+        others = row.copy()
+        others[i] = 0
+        if others.max() > 1e-6:
+            partner[i], lam[i] = int(np.argmax(others)), row[i]
+    return partner, lam
+
+
 @pytest.fixture
 def id_images():
     """Images whose every pixel holds its example's index: a mixed pixel

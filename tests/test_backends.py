@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import keras_mixup
+from conftest import id_rows_plan
 from keras_mixup.layers import CutMix, MixUp, RandomMix
 
 BACKEND = keras.backend.backend()
@@ -27,18 +28,6 @@ B = 8  # batch = feature size: row i of the identity identifies example i
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
-
-
-def id_rows_plan(xm):
-    """(partner, λ) of id rows mixed as λ·e_i + (1 − λ)·e_π(i)."""
-    xm = np.asarray(xm, np.float64)
-    partner, lam = np.arange(len(xm)), np.ones(len(xm))
-    for i, row in enumerate(xm):
-        others = row.copy()
-        others[i] = 0
-        if others.max() > 1e-6:
-            partner[i], lam[i] = int(np.argmax(others)), row[i]
-    return partner, lam
 
 
 # ---------------------------------------------------------------- tf.data

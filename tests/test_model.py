@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import keras_mixup
+from conftest import id_rows_plan
 from keras_mixup.layers import CutMix, MixUp
 
 # Runs on every backend the suite runs (TensorFlow, JAX). Mixed targets and
@@ -102,18 +103,6 @@ def two_site_model(record=True):
     return keras.Model(inputs, outputs)
 
 
-def blend_plan(xm):
-    """(partner, λ) per row of id rows mixed as λ·e_i + (1-λ)·e_π(i)."""
-    xm = np.asarray(xm, np.float64)
-    partner, lam = np.arange(len(xm)), np.ones(len(xm))
-    for i, row in enumerate(xm):
-        others = row.copy()
-        others[i] = 0
-        if others.max() > 1e-6:
-            partner[i], lam[i] = int(np.argmax(others)), row[i]
-    return partner, lam
-
-
 def test_one_site_mixes_per_step_and_labels_follow_it():
     model = keras_mixup.MixupModel(two_site_model(), seed=1)
     recorder = TargetRecorder((B, B))
@@ -134,7 +123,7 @@ def test_one_site_mixes_per_step_and_labels_follow_it():
         assert mixed_a + mixed_b == 1, "exactly one site mixes per step"
         hidden = a if mixed_a else b
         chosen.append("a" if mixed_a else "b")
-        partner, lam = blend_plan(hidden)
+        partner, lam = id_rows_plan(hidden)
         assert (partner != np.arange(B)).any()
         # Labels and weights mixed with the realized plan of that site...
         w_mixed = lam * w + (1 - lam) * w[partner]
