@@ -28,18 +28,14 @@ stack = ops.stack
 cumsum = ops.cumsum
 log = ops.log
 log1p = ops.log1p
-exp = ops.exp
 sqrt = ops.sqrt
 cos = ops.cos
 abs = ops.abs  # noqa: A001
 sigmoid = ops.sigmoid
 floor = ops.floor
 maximum = ops.maximum
-minimum = ops.minimum
 expand_dims = ops.expand_dims
 stop_gradient = ops.stop_gradient
-is_finite = ops.isfinite
-is_tensor = ops.is_tensor
 
 
 def _dtype(dtype):
@@ -52,10 +48,6 @@ def range(n, dtype="int32"):  # noqa: A001
 
 def ones(shape, dtype="float32"):
     return ops.ones(tuple(shape), dtype=_dtype(dtype))
-
-
-def zeros(shape, dtype="float32"):
-    return ops.zeros(tuple(shape), dtype=_dtype(dtype))
 
 
 def ones_like(x):
@@ -76,22 +68,6 @@ def concat(values, axis=0):
 
 def reduce_sum(x, axis=None, keepdims=False):
     return ops.sum(x, axis=axis, keepdims=keepdims)
-
-
-def reduce_mean(x, axis=None, keepdims=False):
-    return ops.mean(x, axis=axis, keepdims=keepdims)
-
-
-def reduce_max(x, axis=None, keepdims=False):
-    return ops.max(x, axis=axis, keepdims=keepdims)
-
-
-def reduce_all(x, axis=None):
-    return ops.all(x, axis=axis)
-
-
-def reduce_any(x, axis=None):
-    return ops.any(x, axis=axis)
 
 
 def rsqrt(x):
@@ -116,10 +92,6 @@ def broadcast_to(x, shape):
 
 def squeeze(x, axis=None):
     return ops.squeeze(x, axis=axis)
-
-
-def identity(x):
-    return x
 
 
 def shape(x):
@@ -185,10 +157,6 @@ def concrete(x):
         return ops.convert_to_numpy(x)
     except Exception:  # a tracer has no value yet
         return None
-
-
-def to_numpy(x):
-    return keras.ops.convert_to_numpy(x)
 
 
 # ------------------------------------------------------------------ random

@@ -16,21 +16,15 @@ reshape = tf.reshape
 where = tf.where
 range = tf.range  # noqa: A001 - the namespace mirrors tf
 ones = tf.ones
-zeros = tf.zeros
 ones_like = tf.ones_like
 zeros_like = tf.zeros_like
 stack = tf.stack
 unstack = tf.unstack
 concat = tf.concat
 reduce_sum = tf.reduce_sum
-reduce_mean = tf.reduce_mean
-reduce_max = tf.reduce_max
-reduce_all = tf.reduce_all
-reduce_any = tf.reduce_any
 cumsum = tf.cumsum
 log = tf.math.log
 log1p = tf.math.log1p
-exp = tf.exp
 sqrt = tf.sqrt
 rsqrt = tf.math.rsqrt
 cos = tf.cos
@@ -40,17 +34,13 @@ softmax = tf.nn.softmax
 floor = tf.floor
 round = tf.round  # noqa: A001
 maximum = tf.maximum
-minimum = tf.minimum
 clip = tf.clip_by_value
 broadcast_to = tf.broadcast_to
 expand_dims = tf.expand_dims
 squeeze = tf.squeeze
 stop_gradient = tf.stop_gradient
-identity = tf.identity
-is_finite = tf.math.is_finite
 bitwise_and = tf.bitwise.bitwise_and
 cond = tf.cond
-is_tensor = tf.is_tensor
 
 
 def shape(x):
@@ -107,10 +97,6 @@ def concrete(x):
     if tf.executing_eagerly():
         return tf.convert_to_tensor(x).numpy()
     return None
-
-
-def to_numpy(x):
-    return x.numpy()
 
 
 # ------------------------------------------------------------------ random

@@ -247,10 +247,11 @@ class BaseMixingLayer(keras.layers.Layer):
             return tf.stack([tf.constant(self._base_seed, tf.int64), old[0]])
         # JAX / PyTorch: a plain read-and-increment (calls are sequential);
         # inside a jitted function Keras threads the variable's new value.
-        count = keras.ops.convert_to_tensor(state)[0]
+        value = keras.ops.convert_to_tensor(state)
+        count = value[0]
         if _traced_without_scope(count):
             raise RuntimeError(self._bare_jit_message())
-        state.assign(keras.ops.convert_to_tensor(state) + keras.ops.array([1, 0, 0], "int32"))
+        state.assign(value + keras.ops.array([1, 0, 0], "int32"))
         return fold_seed(K.seed_from_int(self._base_seed), count)
 
     def _bare_jit_message(self):
