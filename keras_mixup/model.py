@@ -11,6 +11,7 @@ a pure function of the variables' values (``keras.StatelessScope``) under
 import keras
 
 from keras_mixup import backend
+from keras_mixup import losses as loss_info
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.sites import MixingScope
 from keras_mixup.ops.labels import is_class_ids
@@ -89,8 +90,11 @@ class MixupModel(keras.Model):
     - integer class ids ``(B,)`` / ``(B, 1)`` stay integers: the loss is
       interpolated, ``λ·L(y, ŷ) + (1 − λ)·L(y[π], ŷ)``, which equals the loss
       on the mixed one-hot target for cross-entropy — without building a
-      ``(B, classes)`` tensor. It relies on the default
-      ``"sum_over_batch_size"`` loss reduction.
+      ``(B, classes)`` tensor, for every loss reduction (with
+      ``"mean_with_sample_weight"`` the two terms are renormalized by
+      their weight sums). Float class ids with a sparse loss
+      (``SparseCategoricalCrossentropy``, which casts them, as Keras does)
+      are taken as ids, not blended into fractional ids.
     - sample weights are mixed like labels, ``w̃ = λ·w + (1 − λ)·w[π]``.
 
     Training metrics are computed against the mixed targets: for float
@@ -330,13 +334,54 @@ class MixupModel(keras.Model):
         w_partner = keras.tree.map_structure(
             lambda s: s * per_example(1.0 - lam, backend.rank(s)), w
         )
-        # The loss is linear in the weights, so two weighted calls give
-        # λ·L(y) + (1 − λ)·L(y[π]) per example.
-        loss = self._compile_loss(y_own, y_pred, w_own)
-        loss = loss + self._compile_loss(y_partner, y_pred, w_partner)
+        # Summed (or averaged over the batch size), the loss is linear in
+        # the weights, so two weighted calls give λ·L(y) + (1 − λ)·L(y[π])
+        # per example. Divided by the sum of the weights, each call is
+        # normalized by its own sum: weigh them back by it.
+        loss_own = self._compile_loss(y_own, y_pred, w_own)
+        loss_partner = self._compile_loss(y_partner, y_pred, w_partner)
+        if self._weight_normalized(w):
+            s_own = K.reduce_sum(keras.tree.flatten(w_own)[0])
+            s_partner = K.reduce_sum(keras.tree.flatten(w_partner)[0])
+            loss = K.divide_no_nan(
+                loss_own * s_own + loss_partner * s_partner, s_own + s_partner
+            )
+        else:
+            loss = loss_own + loss_partner
         for extra in self.losses:
             loss = loss + self._aggregate_additional_loss(extra)
         return loss
+
+    def _weight_normalized(self, weights):
+        """Whether the compiled loss divides by the sum of the weights."""
+        reductions = {loss_info.reduction(l) for l in loss_info.flat_losses(self)}
+        if "mean_with_sample_weight" not in reductions:
+            return False
+        if len(reductions) > 1 or len(keras.tree.flatten(weights)) > 1:
+            raise NotImplementedError(
+                "MixupModel interpolates the loss of integer class ids as "
+                "two weighted terms; with reduction='mean_with_sample_weight' "
+                "that needs one reduction for every output and one sample "
+                f"weight tensor (got reductions {sorted(map(str, reductions))}). "
+                "Use the same reduction for every output, or pass one-hot "
+                "float labels (mixed directly, one loss call)."
+            )
+        return True
+
+    def _class_ids(self, y):
+        """Float class ids under a sparse loss, cast to int32 (Keras' sparse
+        cross-entropy casts them too); everything else unchanged."""
+        K = backend.ops()
+
+        def cast(t, sparse):
+            t = K.convert_to_tensor(t)
+            rank = backend.rank(t)
+            ids = rank == 1 or (rank == 2 and t.shape[-1] == 1)
+            if sparse and ids and backend.is_float(t):
+                return K.cast(t, "int32")
+            return t
+
+        return keras.tree.map_structure(cast, y, loss_info.sparse_structure(self, y))
 
     def mixed_loss(self, x, y, sample_weight):
         """One mixing step's forward pass and loss, on any backend.
@@ -349,6 +394,7 @@ class MixupModel(keras.Model):
             raise ValueError(
                 "MixupModel needs labels to mix: fit it on (x, y) data."
             )
+        y = self._class_ids(y)
         seed = self._step_seed()
         scope = MixingScope(
             self._site_ids, seed, self._choose_site(seed), self._num_shards(x)

@@ -5,6 +5,7 @@ import numbers
 import keras
 
 from keras_mixup import backend
+from keras_mixup import losses as loss_info
 from keras_mixup.layers.sites import MixingScope
 from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.random import fold_seed, random_permutation
@@ -277,6 +278,7 @@ class MixupE(keras.layers.Layer):
         """
         K = backend.ops()
         y = K.convert_to_tensor(_single(y, "label tensors"))
+        self._check_classifier(model, y)
         if self.mode == "exact":
             x = K.convert_to_tensor(_single(x, "input tensors"))
             self._update_input_mean(x)
@@ -316,6 +318,31 @@ class MixupE(keras.layers.Layer):
         return K.cast(partner_weight, "float32") * K.reduce_sum(q) / count
 
     # ------------------------------------------------------------ helpers
+
+    def _check_classifier(self, model, y):
+        """MixupE's term is defined for softmax classifiers: refuse a
+        regression or binary (one-output) model rather than train on a
+        meaningless term."""
+        losses = loss_info.flat_losses(model)
+        loss = losses[0] if len(losses) == 1 else None
+        wrong = None
+        if loss is not None and loss_info.is_known(loss) and not loss_info.is_categorical(loss):
+            wrong = f"the compiled loss is {loss_info.name_of(loss)!r}"
+        outputs = keras.tree.flatten(getattr(model.model, "outputs", None) or [])
+        classes = outputs[0].shape[-1] if len(outputs) == 1 else None
+        if wrong is None and classes is not None and classes < 2:
+            wrong = f"the model has {classes} output unit"
+        if wrong is None and not is_class_ids(y) and backend.rank(y) == 1:
+            wrong = f"the labels have shape {tuple(y.shape)} (one value per example)"
+        if wrong is not None:
+            raise ValueError(
+                "MixupE adds the first-order term of mixup's regularizer for a "
+                "softmax classifier (q = (softmax(f) − y)ᵀ·∂f), but "
+                f"{wrong}: for regression or single-logit binary outputs the "
+                "term means nothing. Train such a model with MixupModel "
+                "without `regularizer=`, or give it C >= 2 class outputs "
+                "with a (sparse) categorical cross-entropy loss."
+            )
 
     def _resolve_from_logits(self, model):
         if self.from_logits is not None:

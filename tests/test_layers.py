@@ -324,20 +324,31 @@ def test_batch_of_one_is_unchanged(name, id_images):
 # ------------------------------------------------------ modes and dtypes
 
 
+@pytest.mark.parametrize("policy", [None, "mixed_float16"])
 @pytest.mark.parametrize("name", list(ALL_LAYERS))
-def test_training_false_is_exactly_identity(name, id_images):
+def test_training_false_mixes_nothing_with_the_training_dtypes(name, policy, id_images):
+    # Output dtypes and shapes do not depend on `training` (Keras' layer
+    # contract: compute_output_spec holds in both modes); nothing is mixed
+    # and label smoothing, a training target, is not applied.
     x = id_images(6).astype("uint8")
     y = np.arange(6) % 3
-    layer = ALL_LAYERS[name](num_classes=3, seed=0)
-    xo, yo = layer(x, y, training=False)
-    # Returned as given (converted to the backend's tensors: int64 is int32
-    # on JAX, which runs without x64).
-    assert dtype(xo) == "uint8"
-    assert dtype(yo) == ("int64" if BACKEND == "tensorflow" else dtype(keras.ops.convert_to_tensor(y)))
-    np.testing.assert_array_equal(xo, x)
-    np.testing.assert_array_equal(yo, y)
-    d = layer({"images": x, "labels": y}, training=False)
-    np.testing.assert_array_equal(d["images"], x)
+    kw = {"dtype": policy} if policy else {}
+    layer = ALL_LAYERS[name](num_classes=3, seed=0, **kw)
+    if name != "random":
+        layer.label_smoothing = 0.1
+    spec_x, spec_y = layer.compute_output_spec(
+        keras.KerasTensor(x.shape, "uint8"), keras.KerasTensor(y.shape, "int64"))
+    for training in (True, False):
+        xo, yo = layer(x, y, training=training)
+        assert (dtype(xo), tuple(xo.shape)) == (spec_x.dtype, tuple(spec_x.shape))
+        assert (dtype(yo), tuple(yo.shape)) == (spec_y.dtype, tuple(spec_y.shape))
+    np.testing.assert_array_equal(to_np(xo), x.astype(spec_x.dtype))
+    np.testing.assert_array_equal(to_np(yo), np.eye(3)[y])
+    d = layer({"image": x, "label": y, "id": np.arange(6)}, training=False)
+    assert list(d) == ["image", "label", "id"]
+    np.testing.assert_array_equal(to_np(d["image"]), x.astype(spec_x.dtype))
+    # Inside a model (no labels): the compute dtype, unmixed.
+    assert dtype(layer(x, training=False)) == spec_x.dtype
 
 
 @pytest.mark.parametrize("name", list(ALL_LAYERS))

@@ -17,12 +17,11 @@ import keras
 import numpy as np
 
 from keras_mixup import backend
+from keras_mixup.layers import inputs as boundary
 from keras_mixup.layers.sites import current_scope
 from keras_mixup.ops import labels as label_ops
 from keras_mixup.ops.mixing import blend, per_example
 from keras_mixup.ops.random import check_concentration, check_seed, fold_seed
-
-_DICT_KEYS = ("images", "labels", "sample_weight", "segmentation_masks")
 
 
 def identity_where_off(plan, on):
@@ -57,15 +56,13 @@ def _traced_without_scope(x):
     return not in_stateless_scope()
 
 
-def _static_batch(t):
-    return t.shape[0] if backend.rank(t) else None
-
-
 class BaseMixingLayer(keras.layers.Layer):
     """Base class of the mixing layers; not used directly.
 
     Args:
-        num_classes: number of classes, needed when labels are integer ids.
+        num_classes: number of classes, needed when labels are integer ids;
+            a dict with the keys of a dict of labels (multi-output) gives
+            each its own.
         label_smoothing: float in [0, 1), applied to class labels before
             mixing.
         seed: int, or None for a random one.
@@ -88,7 +85,7 @@ class BaseMixingLayer(keras.layers.Layer):
         # Labels must stay float32 whatever the policy: cast inputs by hand.
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.num_classes = label_ops.check_num_classes(num_classes)
+        self.num_classes = boundary.check_num_classes(num_classes)
         self.label_smoothing = label_ops.check_label_smoothing(label_smoothing)
         self.seed, self._base_seed = check_seed(seed)
         self.jit_compile = bool(jit_compile)
@@ -290,20 +287,33 @@ class BaseMixingLayer(keras.layers.Layer):
     # ----------------------------------------------------------------- call
 
     def call(self, inputs, labels=None, sample_weight=None, training=True):
-        data, pack = self._unpack(inputs, labels, sample_weight)
-        if not training:
-            return pack(data)
+        name = type(self).__name__
+        data, pack = boundary.unpack(name, inputs, labels, sample_weight)
         if "labels" not in data:
             scope = current_scope()
-            if scope is None:
-                raise ValueError(self._missing_labels_message())
+            if training and scope is None:
+                raise ValueError(boundary.missing_labels_message(name, inputs))
+            if not training:
+                self._check_inputs(data["images"])
+                return self._cast_inputs(data["images"])
             return self._site_call(data["images"], scope)
         self._check_inputs(data["images"])
-        data = self._prepare(data)
+        data = self._prepare(data, training)
+        if not training:
+            # Nothing mixed, but the same dtypes and shapes as in training.
+            data["images"] = self._cast_inputs(data["images"])
+            return pack(data)
         seed = self.next_seed()
         return pack(self._jit("_mix")(data, seed))
 
+    def _cast_inputs(self, images):
+        K = backend.ops()
+        return keras.tree.map_structure(
+            lambda x: K.cast(x, self.compute_dtype), images
+        )
+
     def __call__(self, *args, **kwargs):
+        boundary.check_call(type(self).__name__, args, kwargs)
         # Inside a tf.data graph under JAX or PyTorch, Keras' own call
         # machinery would convert the symbolic tf.Tensors to the backend's
         # arrays and fail: compute with TensorFlow ops there instead (what
@@ -332,7 +342,7 @@ class BaseMixingLayer(keras.layers.Layer):
         return fn
 
     def compute_output_spec(self, inputs, labels=None, sample_weight=None, training=True):
-        data, pack = self._unpack(inputs, labels, sample_weight)
+        data, pack = boundary.unpack(type(self).__name__, inputs, labels, sample_weight)
         # Refuse what cannot be mixed when the model is built, not at fit().
         self._check_inputs(data["images"])
         out = dict(data)
@@ -340,109 +350,41 @@ class BaseMixingLayer(keras.layers.Layer):
             lambda s: keras.KerasTensor(s.shape, self.compute_dtype), data["images"]
         )
         if "labels" in data:
-            out["labels"] = keras.KerasTensor(
-                self._label_shape(data["labels"]), "float32"
-            )
+            out["labels"] = self._label_specs(data["labels"])
         if "sample_weight" in data:
             out["sample_weight"] = keras.KerasTensor(data["sample_weight"].shape, "float32")
         return pack(out)
 
     # ------------------------------------------------------------ internals
 
-    def _unpack(self, inputs, labels, sample_weight):
-        """Normalizes the three call forms to a dict and returns a re-packer."""
-        name = type(self).__name__
-        if labels is None and isinstance(inputs, dict) and "labels" in inputs:
-            unknown = sorted(set(inputs) - set(_DICT_KEYS))
-            if unknown:
-                raise ValueError(
-                    f"{name} got a dict with unsupported keys {unknown}. A "
-                    f"dict input may hold {list(_DICT_KEYS)} (at least "
-                    "'images' and 'labels'); to mix several model inputs, "
-                    "pass them as the first argument and the labels as the "
-                    "second: layer(inputs_dict, labels)."
-                )
-            if "images" not in inputs:
-                raise ValueError(
-                    f"{name} got a dict with 'labels' but no 'images' key; "
-                    "pass {'images': x, 'labels': y}."
-                )
-            if sample_weight is not None:
-                raise ValueError(
-                    "Pass `sample_weight` inside the dict as "
-                    "'sample_weight', not as a separate argument."
-                )
-            data = dict(inputs)
-            keys = list(inputs)
-            return data, lambda d: {k: d[k] for k in keys}
-        if labels is None:
-            if isinstance(inputs, dict) and "images" in inputs:
-                raise ValueError(
-                    f"{name} got a dict with 'images' but no 'labels'. "
-                    "Mixing changes the targets too: add the labels, "
-                    "{'images': x, 'labels': y}."
-                )
-            if sample_weight is not None:
-                raise ValueError(
-                    f"{name} got `sample_weight` without `labels`; call "
-                    "layer(x, y, sample_weight)."
-                )
-            data = {"images": inputs}
-            return data, lambda d: d["images"]
-        data = {"images": inputs, "labels": labels}
-        if sample_weight is None:
-            return data, lambda d: (d["images"], d["labels"])
-        data["sample_weight"] = sample_weight
-        return data, lambda d: (d["images"], d["labels"], d["sample_weight"])
+    def _label_specs(self, labels):
+        per_leaf = boundary.num_classes_for(self.num_classes, labels)
 
-    def _missing_labels_message(self):
-        name = type(self).__name__
-        return (
-            f"{name} was called on inputs alone in training mode, outside a "
-            "MixupModel training step: mixing inputs without mixing their "
-            "labels would train on wrong targets. In a tf.data pipeline, "
-            f"call it with the labels — `ds.batch(n).map({name}(...))` on "
-            "(x, y) elements, or `layer(x, y)`, or on a dict {'images': x, "
-            "'labels': y}. Inside a model, train with "
-            "`keras_mixup.MixupModel(model)`, which mixes the labels to "
-            "match. With training=False the layer is the identity."
-        )
+        def spec(y, n):
+            shape = tuple(y.shape)
+            if label_ops.is_class_ids(y):
+                shape = (shape[0], n)
+            return keras.KerasTensor(shape, "float32")
+
+        return keras.tree.map_structure(spec, labels, per_leaf)
 
     def _check_inputs(self, inputs):
         """Validates the tensors to mix (subclasses extend it)."""
+        boundary.check_images(type(self).__name__, inputs)
+
+    def _prepare(self, data, training=True):
+        """Converts labels and checks shapes and batch sizes (outside XLA).
+
+        Label smoothing is a training target: ``training=False`` converts
+        the labels (one-hot float32, as in training) without it.
+        """
         name = type(self).__name__
-        leaves = keras.tree.flatten(inputs)
-        if not leaves:
-            raise ValueError(f"{name} got no input tensors to mix.")
-        for x in leaves:
-            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-                raise TypeError(
-                    f"{name} mixes tensors or arrays; got a "
-                    f"{type(x).__name__}. Convert it first, e.g. "
-                    "`np.asarray(x, 'float32')`."
-                )
-            rank = backend.rank(x)
-            if rank is not None and rank < 2:
-                raise ValueError(
-                    f"{name} mixes batches: inputs need a batch axis and at "
-                    f"least one feature axis; got shape {tuple(x.shape)}. "
-                    "Batch the dataset before mapping the layer: "
-                    "`ds.batch(n).map(layer)`."
-                )
-
-    def _label_shape(self, labels):
-        shape = tuple(labels.shape)
-        if label_ops.is_class_ids(labels):
-            return (shape[0], self.num_classes)
-        return shape
-
-    def _prepare(self, data):
-        """Converts labels and checks shapes and batch sizes (outside XLA)."""
         out = dict(data)
-        out["labels"] = label_ops.to_soft_labels(
-            data["labels"], self.num_classes, self.label_smoothing
+        out["labels"] = boundary.to_soft_labels(
+            data["labels"], self.num_classes, self.label_smoothing if training else 0.0
         )
         if "sample_weight" in data:
+            boundary.check_value(data["sample_weight"], "sample_weight", name)
             sw = backend.ops().cast(data["sample_weight"], "float32")
             rank = backend.rank(sw)
             if rank is not None and not (rank == 1 or (rank == 2 and sw.shape[1] == 1)):
@@ -452,10 +394,10 @@ class BaseMixingLayer(keras.layers.Layer):
                 )
             out["sample_weight"] = sw
         if "segmentation_masks" in data:
-            out["segmentation_masks"] = self._check_segmentation_masks(
-                data["segmentation_masks"], out["images"]
-            )
-        self._check_batch_sizes(out)
+            masks = data["segmentation_masks"]
+            boundary.check_value(masks, "segmentation_masks", name)
+            out["segmentation_masks"] = self._check_segmentation_masks(masks, out["images"])
+        boundary.check_batch_sizes(name, out)
         return out
 
     def _check_segmentation_masks(self, masks, images):
@@ -469,37 +411,6 @@ class BaseMixingLayer(keras.layers.Layer):
                 "copies integer masks exactly."
             )
         return masks
-
-    def _check_batch_sizes(self, data):
-        name = type(self).__name__
-        first = keras.tree.flatten(data["images"])[0]
-        parts = [("inputs", x) for x in keras.tree.flatten(data["images"])[1:]]
-        parts += [(k, data[k]) for k in ("labels", "sample_weight", "segmentation_masks") if k in data]
-        static = _static_batch(first)
-        for what, t in parts:
-            other = _static_batch(t)
-            if static is not None and other is not None and static != other:
-                raise ValueError(
-                    f"{name}: {what} have batch size {other} but the inputs "
-                    f"have {static}; every tensor must hold the same "
-                    "examples. Batch inputs and labels together, e.g. "
-                    "`tf.data.Dataset.from_tensor_slices((x, y)).batch(n)`."
-                )
-        if backend.ops().NAME != "tensorflow" or backend.ops().executing_eagerly():
-            return  # (JAX shapes are static: checked above)
-        import tensorflow as tf
-
-        # Dynamic batch sizes are checked in the graph (XLA skips it).
-        checks = [
-            tf.debugging.assert_equal(
-                tf.shape(t)[0],
-                tf.shape(first)[0],
-                message=f"{name}: {what} and inputs have different batch sizes",
-            )
-            for what, t in parts
-        ]
-        with tf.control_dependencies(checks):
-            data["labels"] = tf.identity(data["labels"])
 
     def _mix(self, data, seed):
         data = dict(data)
@@ -601,8 +512,11 @@ class BaseMixingLayer(keras.layers.Layer):
         return [per_example(plan["lam"], backend.rank(t)) for t in leaves]
 
     def _blend_leaves(self, plan, leaves):
+        # A mask is copied, not blended: a select, so a NaN or Inf in one
+        # example reaches only the pixels it gives its partner.
+        select = "mask" in plan
         return [
-            blend(t, plan["index"], w)
+            blend(t, plan["index"], w, select=select)
             for t, w in zip(leaves, self._leaf_weights(plan, leaves))
         ]
 
@@ -617,8 +531,8 @@ class BaseMixingLayer(keras.layers.Layer):
         out = dict(data)
         mask = plan.get("mask")
         out["images"] = self.mix_inputs(plan, data["images"])
-        out["labels"] = blend(
-            data["labels"], index, per_example(lam, backend.rank(data["labels"]))
+        out["labels"] = keras.tree.map_structure(
+            lambda y: blend(y, index, per_example(lam, backend.rank(y))), data["labels"]
         )
         if "sample_weight" in data:
             sw = data["sample_weight"]
@@ -629,7 +543,7 @@ class BaseMixingLayer(keras.layers.Layer):
                 weight = per_example(lam, backend.rank(seg))
             else:
                 weight = self._mask_for(mask, backend.rank(seg))
-            out["segmentation_masks"] = blend(seg, index, weight)
+            out["segmentation_masks"] = blend(seg, index, weight, select=mask is not None)
         return out
 
     def _mask_for(self, mask, rank):
@@ -641,7 +555,7 @@ class BaseMixingLayer(keras.layers.Layer):
             return backend.ops().squeeze(mask, axis)
         raise ValueError(
             f"Segmentation masks of rank {rank} do not match inputs of rank "
-            f"{mask.shape.rank}: pass masks shaped like the inputs, with or "
+            f"{backend.rank(mask)}: pass masks shaped like the inputs, with or "
             "without the channel axis."
         )
 

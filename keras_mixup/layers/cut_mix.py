@@ -3,6 +3,7 @@
 import keras
 
 from keras_mixup import backend
+from keras_mixup.layers import inputs as boundary
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import box_mask, segment_mask
@@ -162,7 +163,7 @@ class CutMix(BaseMixingLayer):
                 "Pass segmentation masks as integer class maps or float "
                 "one-hot masks, not bool."
             )
-        return masks
+        return boundary.check_mask_shape("CutMix", masks, images, self.data_format)
 
     def _spatial_axes(self, rank):
         if self.data_format == "channels_last":

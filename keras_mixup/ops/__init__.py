@@ -1,4 +1,4 @@
-"""Pure TensorFlow mixing ops: no Keras state, explicit seeds, XLA-safe."""
+"""Pure mixing ops on every Keras backend: no Keras state, explicit seeds, XLA-safe."""
 
 from keras_mixup.ops.labels import one_hot, smooth_labels, to_soft_labels
 from keras_mixup.ops.mixing import (

@@ -128,10 +128,12 @@ def to_soft_labels(labels, num_classes=None, label_smoothing=0.0):
     """Converts labels to the float32 targets that mixing interpolates.
 
     - integer ``(B,)`` / ``(B, 1)``: class ids, one-hot with ``num_classes``;
-    - integer or bool ``(B, C)`` with ``C > 1``: one-/multi-hot, cast;
-    - float ``(B, C)``: one-hot, soft or multi-hot, cast to float32;
-    - float ``(B,)`` or any other float shape: targets (e.g. regression),
-      cast to float32 (label smoothing needs a class axis, so it is refused).
+    - integer ``(B, C)`` with ``C > 1``: one-/multi-hot, cast;
+    - float or bool ``(B, C)``: one-hot, soft or multi-hot, cast to float32;
+    - float or bool ``(B,)`` or any other shape: targets (regression,
+      binary), cast to float32 (label smoothing needs a class axis, so it
+      is refused). With ``num_classes`` set such labels are refused: class
+      ids must be integers (a float id would be blended as a number).
 
     Label smoothing is applied to class targets before mixing.
 
@@ -149,7 +151,7 @@ def to_soft_labels(labels, num_classes=None, label_smoothing=0.0):
     dtype = backend.dtype_name(labels)
     if is_class_ids(labels):
         out = one_hot(labels, num_classes)
-    elif backend.is_int(labels) or dtype == "bool":
+    elif backend.is_int(labels):
         if rank != 2:
             raise ValueError(
                 "Integer labels must be class ids of shape (batch,) or "
@@ -162,17 +164,29 @@ def to_soft_labels(labels, num_classes=None, label_smoothing=0.0):
                 f"num_classes={num_classes}."
             )
         out = K.cast(labels, "float32")
-    elif backend.is_float(labels):
+    elif backend.is_float(labels) or dtype == "bool":
+        if num_classes is not None and rank == 1:
+            raise ValueError(
+                f"Labels of dtype {dtype} and shape {tuple(labels.shape)} with "
+                f"num_classes={num_classes}: class ids must be integers, or "
+                "they would be blended as numbers (ids 1 and 3 mixed half "
+                "and half would become id 2). Cast them: `tf.cast(y, "
+                "'int32')`. If they are regression targets or binary "
+                "probabilities, leave `num_classes` unset."
+            )
         if (
             num_classes is not None
             and rank is not None
             and rank >= 2
             and labels.shape[-1] not in (None, num_classes)
         ):
+            ids = " (float class ids? cast them to int)" if labels.shape[-1] == 1 else ""
             raise ValueError(
                 f"Labels of shape {tuple(labels.shape)} do not match "
                 f"num_classes={num_classes}: the last axis should have "
-                f"{num_classes} entries."
+                f"{num_classes} entries{ids}. For several labels (a dict) "
+                "with different class counts, pass `num_classes` as a dict "
+                "with the same keys (None for float targets)."
             )
         out = K.cast(labels, "float32")
     else:

@@ -17,14 +17,18 @@ with XLA, and are written once on `keras_mixup.backend.ops`.
 import keras
 
 from keras_mixup import backend
-from keras_mixup.ops.random import as_seed, fold_seed
+from keras_mixup.ops.random import as_seed, check_size, fold_seed
 
 
-def blend(x, index, weight):
+def blend(x, index, weight, select=False):
     """``weight * x + (1 - weight) * x[index]``, computed in ``x``'s dtype.
 
-    With ``weight`` in {0, 1} (a box mask) every value is copied exactly, for
-    integer dtypes too. ``weight`` broadcasts against ``x``.
+    ``weight`` broadcasts against ``x``. With ``select=True`` the weight is
+    a mask (a CutMix box, or a mix of boxes and λ): where it is exactly 1
+    or 0 the value is *copied* from ``x`` or from the partner — exact, and a
+    NaN or Inf in one example then reaches only the values it gives, not
+    every value of its partner through ``0·NaN``. Integer data (uint8
+    images, class maps) is always copied: its weight must be a 0/1 mask.
 
     Example:
 
@@ -39,11 +43,12 @@ def blend(x, index, weight):
     dtype = backend.dtype_name(x)
     partner = K.gather(x, index)
     if not keras.backend.is_float_dtype(dtype):
-        # Integer data (uint8 images, class maps) is only ever copied: the
-        # weight is a 0/1 mask. A select keeps every value exact.
         return K.where(K.cast(weight, "float32") > 0.5, x, partner)
     weight = K.cast(weight, dtype)
-    return weight * x + (1 - weight) * partner
+    mixed = weight * x + (1 - weight) * partner
+    if select:
+        mixed = K.where(weight >= 1, x, K.where(weight <= 0, partner, mixed))
+    return mixed
 
 
 def per_example(lam, rank):
@@ -123,6 +128,8 @@ def box_mask(height, width, lam, seed):
     True
     """
     K = backend.ops()
+    check_size(height, "height", 1)
+    check_size(width, "width", 1)
     seed = as_seed(seed)
     lam = K.cast(lam, "float32")
     ratio = K.sqrt(K.maximum(1.0 - lam, 0.0))
@@ -162,6 +169,7 @@ def segment_mask(length, lam, seed):
     ((1, 10), True)
     """
     K = backend.ops()
+    check_size(length, "length", 1)
     seed = as_seed(seed)
     lam = K.cast(lam, "float32")
     t = K.cast(length, "float32")

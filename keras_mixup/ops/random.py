@@ -41,7 +41,7 @@ def as_seed(seed):
     if seed is None:
         return K.random_seed()
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return K.seed_from_int(seed)
+        return K.seed_from_int(_seed_int(seed))
     seed = K.convert_to_tensor(seed)
     if not backend.is_int(seed):
         raise TypeError(
@@ -104,15 +104,57 @@ def normal(shape, seed):
     return _box_muller(b[0], b[1])
 
 
+def _seed_int(seed):
+    """An int seed as a Python int within int64 (what every backend takes)."""
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**63:
+        raise ValueError(
+            f"`seed` must fit in a signed 64-bit integer, [-2**63, 2**63); got "
+            f"{seed}. Any int in that range gives its own stream (e.g. "
+            "`seed % 2**63`)."
+        )
+    return seed
+
+
 def check_seed(seed):
     """Validates a layer or model ``seed`` (int or None).
 
     Returns ``(seed, base)``: the argument as given (for ``get_config``) and
     the int to seed from (a random one when ``seed`` is None).
     """
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+    if seed is None:
+        return None, random.randint(1, 2**31 - 1)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"`seed` must be an int or None; got {seed!r}.")
-    return seed, seed if seed is not None else random.randint(1, 2**31 - 1)
+    seed = _seed_int(seed)
+    return seed, seed
+
+
+def check_size(value, name, minimum=0):
+    """Raises unless ``value`` (a Python int, or a tensor whose value is
+    known) is an integer >= ``minimum``; traced tensors are trusted."""
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be an int >= {minimum}; got {value!r}.")
+    if isinstance(value, numbers.Integral):
+        known = int(value)
+    elif isinstance(value, numbers.Number):
+        raise TypeError(f"`{name}` must be an int >= {minimum}; got {value!r}.")
+    else:
+        arr = backend.ops().concrete(value) if hasattr(value, "dtype") else None
+        if arr is None:
+            return value
+        known = int(np.asarray(arr))
+    if known < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}; got {known}.")
+    return value
+
+
+def check_shape(shape, name="shape"):
+    """``check_size`` on every entry of a static shape (a list or tuple)."""
+    if isinstance(shape, (list, tuple)):
+        for i, dim in enumerate(shape):
+            check_size(dim, f"{name}[{i}]")
+    return shape
 
 
 def check_weights(weights, count, name, what):
@@ -257,6 +299,7 @@ def log_gamma(shape, alpha, seed):
     3.0
     """
     K = backend.ops()
+    check_shape(shape)
     seed = as_seed(seed)
     alpha = K.cast(alpha, "float32")
     alpha = K.broadcast_to(alpha, shape)
@@ -292,6 +335,7 @@ def sample_beta(shape, alpha, beta=None, seed=None):
     """
     check_concentration(alpha, "alpha")
     beta = alpha if beta is None else check_concentration(beta, "beta")
+    check_shape(shape)
     K = backend.ops()
     seed = as_seed(seed)
     # Both Gamma draws share one rejection loop: shape (2, *shape).
@@ -326,6 +370,7 @@ def random_permutation(batch_size, seed):
     [0, 1, 2, 3, 4]
     """
     K = backend.ops()
+    check_size(batch_size, "batch_size")
     keys = K.bits([batch_size], as_seed(seed))
     return K.argsort(keys)
 
@@ -343,4 +388,5 @@ def flip_pairing(batch_size):
     [4, 3, 2, 1, 0]
     """
     K = backend.ops()
+    check_size(batch_size, "batch_size")
     return batch_size - 1 - K.range(batch_size, dtype="int32")
