@@ -30,15 +30,16 @@ error, as they should.
 """
 
 import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_mixup_cli import quiet_startup
 
-import keras
-import numpy as np
-import tensorflow as tf
+# Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
+with quiet_startup():
+    import keras
+    import numpy as np
+    import tensorflow as tf
 
-import keras_mixup
+    import keras_mixup
 
 FRAMES, BINS, NUM_CLASSES = 64, 32, 6
 METHODS = ("erm", "mixup", "cutmix", "cutmix-tfdata")

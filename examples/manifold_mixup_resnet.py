@@ -35,19 +35,20 @@ Fashion-MNIST.
 
 import argparse
 import gzip
-import os
 import pathlib
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_mixup_cli import quiet_startup
 
-import keras
-import numpy as np
-import tensorflow as tf
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+# Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
+with quiet_startup():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
-import keras_mixup
+    import keras_mixup
 
 NUM_CLASSES = 10
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"

@@ -12,17 +12,18 @@ and prints the mean and standard deviation of the final and best test error.
 """
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_mixup_cli import quiet_startup
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+# Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
+with quiet_startup():
+    import keras
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
-import keras_mixup  # noqa: E402
+    import keras_mixup
 
 METHODS = ("erm", "mixup", "mixupe-fast", "mixupe-exact")
 

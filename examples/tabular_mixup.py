@@ -25,18 +25,19 @@ separates almost perfectly, they only make it less confident.
 """
 
 import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_mixup_cli import quiet_startup
 
-import keras
-import numpy as np
-import tensorflow as tf
-from sklearn import datasets
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
+# Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
+with quiet_startup():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
 
-import keras_mixup
+    import keras_mixup
 
 LOADERS = {
     "breast_cancer": datasets.load_breast_cancer,

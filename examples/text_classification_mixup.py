@@ -30,16 +30,17 @@ example is about where the mixing goes.
 """
 
 import argparse
-import os
 import re
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from keras_mixup_cli import quiet_startup
 
-import keras
-import numpy as np
-import tensorflow as tf
+# Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
+with quiet_startup():
+    import keras
+    import numpy as np
+    import tensorflow as tf
 
-import keras_mixup
+    import keras_mixup
 
 VOCAB = 2000          # id 0 is padding
 NUM_CLASSES = 4

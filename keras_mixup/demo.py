@@ -11,9 +11,13 @@ A short tour of the library on data that works offline:
   al. (ICLR 2018, Table 2) at small scale on sklearn's digits.
 
 Only the public API of ``keras_mixup`` is used. Functions that load data
-raise `DataUnavailable` (a one-line message) when a dataset is not there.
+raise `DataUnavailable` (a one-line message) when a dataset is not there,
+and `UnsuitableData` when a ``tfds:`` dataset cannot serve the demo; CIFAR-10
+and ``tfds:`` datasets that tensorflow-datasets has not prepared fall back
+to digits with a note.
 """
 
+import difflib
 import gzip
 import os
 import sys
@@ -23,6 +27,7 @@ import keras
 import numpy as np
 
 import keras_mixup
+from keras_mixup_cli import parse_tfds, plural, quiet_startup
 
 NUM_CLASSES = 10
 METHODS = ("erm", "mixup", "cutmix", "manifold", "mixupe")
@@ -37,7 +42,7 @@ METHOD_NAMES = {
 # CutMix copies pixels instead, so there is no shrinkage θ̄ to undo.
 RESCALABLE = ("mixup", "manifold", "mixupe")
 DATASETS = ("digits", "fashion_mnist", "cifar10")
-DEFAULT_EPOCHS = {"digits": 50, "fashion_mnist": 15, "cifar10": 15}
+DEFAULT_EPOCHS = {"digits": 50}  # 15 for the other datasets
 
 # Where the Debian package `dataset-fashion-mnist` puts the original files.
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -52,6 +57,17 @@ CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer",
 XLA = False
 # Subsets that keep an epoch on two CPU cores around a second.
 LARGE_TRAIN, LARGE_TEST = 10_000, 2_000
+# tensorflow-datasets: images larger than this, or of varying size, are
+# resized to TFDS_IMAGE_SIZE × TFDS_IMAGE_SIZE for the MLP.
+TFDS_IMAGE_SIZE = 32
+# Splits of up to this many examples are read whole and subsampled at random
+# (by the seed), like CIFAR-10's 50k training images; of larger ones only the
+# first examples the demo needs are read: tensorflow-datasets stores them in
+# a shuffled order.
+TFDS_READ_WHOLE = 60_000
+# The part of the training split held out for testing when a dataset has no
+# test (or validation) split.
+HOLDOUT = 0.3
 
 # Zhang et al., Table 2: CIFAR-10 test error (%), best / last epoch.
 PAPER_LABEL_NOISE = {
@@ -65,14 +81,22 @@ class DataUnavailable(Exception):
     """A dataset is not on this machine; the message says how to get it."""
 
 
-class Data:
-    """Train and test arrays (images ``(N, H, W, C)`` in [0, 1], int labels)."""
+class UnsuitableData(ValueError):
+    """A dataset the demo cannot train on (unknown to tensorflow-datasets, no
+    image + class-label pair, no such split); the message says why."""
 
-    def __init__(self, name, x_train, y_train, x_test, y_test, class_names=None):
+
+class Data:
+    """Train and test arrays (images ``(N, H, W, C)`` in [0, 1], int labels
+    in ``[0, num_classes)``)."""
+
+    def __init__(self, name, x_train, y_train, x_test, y_test, class_names=None,
+                 num_classes=NUM_CLASSES):
         self.name = name
         self.x_train, self.y_train = x_train, y_train
         self.x_test, self.y_test = x_test, y_test
-        self.class_names = class_names or tuple(str(i) for i in range(NUM_CLASSES))
+        self.num_classes = num_classes
+        self.class_names = tuple(class_names or (str(i) for i in range(num_classes)))
 
 
 # ------------------------------------------------------------------ data
@@ -115,24 +139,179 @@ def _fashion_mnist(seed):
 
 
 def _cifar10(seed, warn):
-    """CIFAR-10 from tensorflow_datasets if it is on disk; else None."""
+    """CIFAR-10 from tensorflow-datasets if it is on disk; else None."""
+    return _tfds("cifar10", None, seed, warn, name="cifar10", title="CIFAR-10",
+                 class_names=CIFAR10_CLASSES)
+
+
+def _import_tfds(title, warn):
     try:
-        import tensorflow_datasets as tfds
+        with quiet_startup():  # it imports TensorFlow, under any Keras backend
+            import tensorflow_datasets as tfds
     except ImportError:
-        warn("note: CIFAR-10 needs tensorflow_datasets (`pip install "
+        warn(f"note: {title} needs tensorflow-datasets (`pip install "
              "tensorflow-datasets`), which is not installed: using digits instead.")
         return None
+    return tfds
+
+
+def _features_text(features):
+    items = features.items() if hasattr(features, "items") else [("", features)]
+    return ", ".join(f"{key} ({type(feature).__name__})" for key, feature in items) or "none"
+
+
+def _image_and_label(tfds, builder, title):
+    """The keys of an Image feature and a ClassLabel feature of ``builder``:
+    its supervised keys when they are such a pair, else the first of each
+    (``image`` and ``label`` first). UnsuitableData if it has no pair."""
+    features = builder.info.features
+    image_type, label_type = tfds.features.Image, tfds.features.ClassLabel
+    items = dict(features.items()) if hasattr(features, "items") else {}
+    keys = builder.info.supervised_keys
+    if (isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys)
+            and isinstance(items.get(keys[0]), image_type)
+            and isinstance(items.get(keys[1]), label_type)):
+        image_key, label_key = keys
+    else:
+        images = sorted((k for k, f in items.items() if isinstance(f, image_type)),
+                        key=lambda k: k != "image")
+        labels = sorted((k for k, f in items.items() if isinstance(f, label_type)),
+                        key=lambda k: k != "label")
+        if not images or not labels:
+            raise UnsuitableData(
+                f"{title} has no image + class-label pair to train on: its features are "
+                f"{_features_text(features)}; the demo needs an Image feature and a "
+                "ClassLabel feature")
+        image_key, label_key = images[0], labels[0]
+    num_classes = items[label_key].num_classes
+    if not num_classes or num_classes < 2:
+        raise UnsuitableData(f"{title}: its labels ({label_key!r}) have {num_classes} "
+                             "classes; the demo needs at least 2")
+    return image_key, label_key
+
+
+def _split_names(spec):
+    """The split names in a tensorflow-datasets split spec:
+    'train[:50%]+validation' -> {'train', 'validation'}."""
+    return {part.split("[")[0].strip() for part in spec.split("+")}
+
+
+def _read_tfds(tfds, builder, dataset, image_key, label_key, limit):
+    """Images (resized when needed, scaled to [0, 1]) and int32 labels of a
+    tf.data dataset of feature dicts, at most ``limit`` of them."""
+    import tensorflow as tf
+
+    feature = builder.info.features[image_key]
+    height, width = feature.shape[:2]
+    resize = height is None or width is None or max(height, width) > TFDS_IMAGE_SIZE
+    dtype = np.dtype(feature.np_dtype)
+    scale = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+    def convert(example):
+        image = tf.cast(example[image_key], tf.float32) / scale
+        if resize:
+            image = tf.image.resize(image, (TFDS_IMAGE_SIZE, TFDS_IMAGE_SIZE), antialias=True)
+        return tf.clip_by_value(image, 0.0, 1.0), tf.cast(example[label_key], tf.int32)
+
+    if limit is not None:
+        dataset = dataset.take(limit)
+    dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE).batch(256)
+    batches = list(tfds.as_numpy(dataset))
+    if not batches:
+        return None, None
+    x = np.concatenate([b[0] for b in batches]).astype("float32")
+    y = np.concatenate([b[1] for b in batches]).astype("int32")
+    # Some splits mark unlabelled images with -1: they cannot be trained on.
+    labelled = (y >= 0) & (y < builder.info.features[label_key].num_classes)
+    return (x, y) if labelled.all() else (x[labelled], y[labelled])
+
+
+def _read_limit(builder, spec, needed):
+    """How many examples to read of split ``spec``: None (all of them) when
+    it is known to have at most TFDS_READ_WHOLE, else ``needed``."""
     try:
-        train, test = tfds.load("cifar10", split=["train", "test"], as_supervised=True,
-                                batch_size=-1, download=False)
-    except Exception as error:  # not downloaded (and no internet to fetch it)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        warn(f"note: CIFAR-10 is not in the tensorflow_datasets data folder ({reason[:120]}); "
-             "run `python -c \"import tensorflow_datasets as tfds; tfds.load('cifar10')\"` "
-             "once with internet access. Using digits instead.")
+        count = builder.info.splits[spec].num_examples
+    except Exception:  # an unknown count (e.g. mocked data): read what is needed
+        count = None
+    return None if count and count <= TFDS_READ_WHOLE else needed
+
+
+def _tfds(dataset, split, seed, warn, name=None, title=None, class_names=None):
+    """An image-classification dataset that tensorflow-datasets has prepared
+    on this machine (nothing is downloaded); None, after a note through
+    ``warn``, when tensorflow-datasets or the prepared data is missing.
+
+    Trains on ``split`` (default ``train``) and tests on the dataset's test
+    (or validation) split, or on HOLDOUT of ``split`` when it has none or
+    ``split`` uses it. Raises UnsuitableData for an unknown dataset, one
+    without an image + class-label pair, or an unknown split.
+    """
+    spec = f"tfds:{dataset}" + (f":{split}" if split else "")
+    name, title = name or spec, title or spec
+    tfds = _import_tfds(title, warn)
+    if tfds is None:
         return None
-    (x_train, y_train), (x_test, y_test) = [tfds.as_numpy(part) for part in (train, test)]
-    return _subset("cifar10", x_train, y_train, x_test, y_test, seed, CIFAR10_CLASSES)
+    # tensorflow-datasets reads TFDS_DATA_DIR once, when imported; this
+    # honours it when it is set later, too.
+    data_dir = os.environ.get("TFDS_DATA_DIR") or None
+    try:
+        builder = tfds.builder(dataset, data_dir=data_dir)
+    except tfds.core.DatasetNotFoundError:
+        close = difflib.get_close_matches(dataset.split("/")[0], tfds.list_builders(), n=3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise UnsuitableData(f"tensorflow-datasets has no dataset {dataset!r}{hint}; "
+                             "`tfds.list_builders()` lists them") from None
+    except Exception as error:  # a version or config that does not exist, ...
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UnsuitableData(f"tensorflow-datasets cannot open {dataset!r}: "
+                             f"{reason[:200]}") from None
+    image_key, label_key = _image_and_label(tfds, builder, title)
+
+    listed = set(builder.info.splits)  # empty until the data is prepared
+    train_spec = split or "train"
+    if listed and not split and "train" not in listed:
+        raise UnsuitableData(f"{title} has no train split: name one, tfds:{dataset}:SPLIT "
+                             f"with SPLIT from {', '.join(sorted(listed))}")
+    test_split = next((s for s in ("test", "validation")
+                       if s in listed and s not in _split_names(train_spec)), None)
+    try:
+        train_ds = builder.as_dataset(split=train_spec)
+        test_ds = None if test_split is None else builder.as_dataset(split=test_split)
+    except AssertionError:  # "could not find data": not prepared on this machine
+        where = data_dir or "~/tensorflow_datasets"
+        warn(f"note: tensorflow-datasets has not prepared {dataset} in {where} (the demo "
+             f"downloads nothing): run `tfds build {dataset}` once with internet access "
+             f"(or `python -c \"import tensorflow_datasets as tfds; "
+             f"tfds.builder('{dataset}').download_and_prepare()\"`). Using digits instead.")
+        return None
+    except (ValueError, KeyError) as error:  # e.g. an unknown split
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UnsuitableData(f"{title}: {reason[:200]}") from None
+
+    need = LARGE_TRAIN + (LARGE_TEST if test_ds is None else 0)
+    x, y = _read_tfds(tfds, builder, train_ds, image_key, label_key,
+                      _read_limit(builder, train_spec, need))
+    if x is None or len(x) < 2:
+        raise UnsuitableData(f"{title}: split {train_spec!r} has fewer than 2 labelled "
+                             "examples")
+    rng = np.random.default_rng(seed)
+    if test_ds is None:
+        order = rng.permutation(len(x))
+        n_test = min(LARGE_TEST, max(1, round(HOLDOUT * len(x))))
+        x_test, y_test = x[order[:n_test]], y[order[:n_test]]
+        x, y = x[order[n_test:]][:LARGE_TRAIN], y[order[n_test:]][:LARGE_TRAIN]
+    else:
+        x_test, y_test = _read_tfds(tfds, builder, test_ds, image_key, label_key,
+                                    _read_limit(builder, test_split, LARGE_TEST))
+        if x_test is None or not len(x_test):
+            raise UnsuitableData(f"{title}: its {test_split!r} split has no labelled examples")
+        keep = rng.permutation(len(x))[:LARGE_TRAIN]
+        x, y = x[keep], y[keep]
+        keep = rng.permutation(len(x_test))[:LARGE_TEST]
+        x_test, y_test = x_test[keep], y_test[keep]
+    label = builder.info.features[label_key]
+    return Data(name, x, y, x_test, y_test, class_names or label.names,
+                num_classes=label.num_classes)
 
 
 def _subset(name, x_train, y_train, x_test, y_test, seed, class_names):
@@ -144,31 +323,44 @@ def _subset(name, x_train, y_train, x_test, y_test, seed, class_names):
                 scale(x_test[test]), y_test[test].astype("int32"), class_names)
 
 
-def corrupt_labels(y, fraction, seed):
+def corrupt_labels(y, fraction, seed, num_classes=NUM_CLASSES):
     """Replaces ``fraction`` of the labels by uniformly random classes.
 
     As in Zhang et al., a replaced label may hit the true class by chance.
     """
     rng = np.random.default_rng(seed + 1)
     noisy = rng.random(len(y)) < fraction
-    return np.where(noisy, rng.integers(0, NUM_CLASSES, len(y)), y).astype("int32")
+    return np.where(noisy, rng.integers(0, num_classes, len(y)), y).astype("int32")
 
 
 def load_data(name="digits", label_noise=0.0, seed=0, warn=None):
     """Loads a dataset that works offline, with ``label_noise`` of the
-    training labels corrupted. Falls back to digits (with a note through
-    ``warn``) when CIFAR-10 is not available."""
+    training labels corrupted.
+
+    ``name`` is one of DATASETS or ``"tfds:NAME[:SPLIT]"``, an image
+    classification dataset that tensorflow-datasets has prepared on this
+    machine. CIFAR-10 and ``tfds:`` datasets fall back to digits (with a
+    note through ``warn``) when they are not available; an unusable
+    ``tfds:`` dataset raises UnsuitableData.
+    """
     warn = warn or (lambda message: print(message, file=sys.stderr))
+    try:
+        tfds_spec = parse_tfds(name)
+    except ValueError as error:
+        raise UnsuitableData(str(error)) from None
     if name == "digits":
         data = _digits(seed)
     elif name == "fashion_mnist":
         data = _fashion_mnist(seed)
     elif name == "cifar10":
         data = _cifar10(seed, warn) or _digits(seed)
+    elif tfds_spec is not None:
+        data = _tfds(*tfds_spec, seed, warn) or _digits(seed)
     else:
-        raise DataUnavailable(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+        raise DataUnavailable(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)} "
+                              "or tfds:NAME[:SPLIT]")
     if label_noise:
-        data.y_train = corrupt_labels(data.y_train, label_noise, seed)
+        data.y_train = corrupt_labels(data.y_train, label_noise, seed, data.num_classes)
     return data
 
 
@@ -184,7 +376,7 @@ def default_alpha(label_noise):
 # ---------------------------------------------------------------- models
 
 
-def make_mlp(input_shape, seed, width=512, manifold_alpha=None):
+def make_mlp(input_shape, seed, width=512, manifold_alpha=None, num_classes=NUM_CLASSES):
     """A two-hidden-layer MLP; with ``manifold_alpha``, it holds two
     manifold mixup sites: the input and the output of the first block."""
     keras.utils.set_random_seed(seed)
@@ -199,11 +391,11 @@ def make_mlp(input_shape, seed, width=512, manifold_alpha=None):
     if manifold_alpha:
         h = keras_mixup.layers.MixUp(alpha=manifold_alpha, jit_compile=XLA)(h)
     h = keras.layers.Dense(width, activation="relu")(h)
-    outputs = keras.layers.Dense(NUM_CLASSES)(h)  # logits
+    outputs = keras.layers.Dense(num_classes)(h)  # logits
     return keras.Model(inputs, outputs)
 
 
-def make_method(method, input_shape, alpha, seed):
+def make_method(method, input_shape, alpha, seed, num_classes=NUM_CLASSES):
     """``(model_to_fit, plain_model)`` for one method.
 
     Every mixup-family method is the same plain model wrapped in a
@@ -211,9 +403,9 @@ def make_method(method, input_shape, alpha, seed):
     """
     layers = keras_mixup.layers
     if method == "manifold":
-        plain = make_mlp(input_shape, seed, manifold_alpha=alpha)
+        plain = make_mlp(input_shape, seed, manifold_alpha=alpha, num_classes=num_classes)
         return keras_mixup.MixupModel(plain, seed=seed), plain
-    plain = make_mlp(input_shape, seed)
+    plain = make_mlp(input_shape, seed, num_classes=num_classes)
     if method == "erm":
         return plain, plain
     if method == "mixup":
@@ -299,16 +491,19 @@ def run_demo(data_name="digits", methods=METHODS, epochs=None, label_noise=0.0,
     apply) and a dict of the PNG paths.
     """
     start = time.time()
+    # The folder first: a bad --out fails now, not after the training.
+    os.makedirs(out, exist_ok=True)
     data = load_data(data_name, label_noise, seed, warn)
-    epochs = epochs or DEFAULT_EPOCHS[data.name]
+    epochs = epochs or DEFAULT_EPOCHS.get(data.name, 15)
     alpha = alpha or default_alpha(label_noise)
     print(f"{data.name}: {len(data.x_train)} train / {len(data.x_test)} test images "
-          f"{data.x_train.shape[1:]}, {label_noise:.0%} of training labels corrupted; "
-          f"MLP, SGD, {epochs} epochs, batch {batch_size}, mixup α = {alpha:g} "
-          f"(θ̄ = {keras_mixup.ops.theta_bar(alpha):.3f})")
+          f"{data.x_train.shape[1:]}, {data.num_classes} classes, {label_noise:.0%} of "
+          f"training labels corrupted; MLP, SGD, {plural(epochs, 'epoch')}, batch "
+          f"{batch_size}, mixup α = {alpha:g} (θ̄ = {keras_mixup.ops.theta_bar(alpha):.3f})")
     rows, curves, calibration = [], {}, {}
     for method in methods:
-        model, plain = make_method(method, data.x_train.shape[1:], alpha, seed)
+        model, plain = make_method(method, data.x_train.shape[1:], alpha, seed,
+                                   data.num_classes)
         compile_for_training(model)
         callbacks = []
         if method in RESCALABLE:
@@ -334,7 +529,6 @@ def run_demo(data_name="digits", methods=METHODS, epochs=None, label_noise=0.0,
             calibration[method][f"{METHOD_NAMES[method]}, rescaled"] = rescaled
         rows.append(row)
 
-    os.makedirs(out, exist_ok=True)
     pngs = {"curves": os.path.join(out, "learning_curves.png"),
             "samples": os.path.join(out, "mixed_samples.png")}
     plot_learning_curves(curves, pngs["curves"],
@@ -409,11 +603,12 @@ def _label_text(weights, class_names):
 def plot_mixed_samples(data, alpha, seed, path, count=6):
     """A row of MixUp and a row of CutMix images, with their mixed labels."""
     x, y = data.x_test[:64], data.y_test[:64]  # partners come from the whole batch
+    count = min(count, len(x))
     rows = {
         f"MixUp, α = {alpha:g}": keras_mixup.layers.MixUp(
-            alpha=alpha, num_classes=NUM_CLASSES, seed=seed, jit_compile=XLA),
+            alpha=alpha, num_classes=data.num_classes, seed=seed, jit_compile=XLA),
         "CutMix, α = 1": keras_mixup.layers.CutMix(
-            alpha=1.0, num_classes=NUM_CLASSES, seed=seed, jit_compile=XLA),
+            alpha=1.0, num_classes=data.num_classes, seed=seed, jit_compile=XLA),
     }
     fig = _figure(2.0 * count, 4.8)
     axes = fig.subplots(len(rows), count, squeeze=False)
@@ -424,7 +619,8 @@ def plot_mixed_samples(data, alpha, seed, path, count=6):
         images, labels = np.asarray(images)[:count], np.asarray(labels)[:count]
         for c in range(count):
             ax = axes[r, c]
-            image = images[c, ..., 0] if images.shape[-1] == 1 else images[c]
+            # Grayscale, RGB or RGBA as they are; other channel counts: the first.
+            image = images[c] if images.shape[-1] in (3, 4) else images[c, ..., 0]
             ax.imshow(np.clip(image, 0, 1), cmap="gray_r" if image.ndim == 2 else None)
             ax.set_title(_label_text(labels[c], data.class_names), fontsize=8)
             ax.set_xticks([])
