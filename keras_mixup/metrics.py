@@ -136,6 +136,14 @@ class ExpectedCalibrationError(keras.metrics.Metric):
             labels = ops.argmax(ops.reshape(y_true, (-1, num_classes)), axis=-1)
         else:
             labels = ops.reshape(y_true, (-1,))
+        n_labels, n_preds = labels.shape[0], probs.shape[0]
+        if n_labels is not None and n_preds is not None and n_labels != n_preds:
+            raise ValueError(
+                f"ExpectedCalibrationError got {n_labels} labels for {n_preds} "
+                f"predictions (y_true of shape {tuple(y_true.shape)}, y_pred of "
+                f"shape {tuple(y_pred.shape)}); pass one label (a class id, or a "
+                "one-hot row) per prediction."
+            )
         labels = ops.cast(labels, "int32")
         confidence = ops.max(probs, axis=-1)
         predicted = ops.cast(ops.argmax(probs, axis=-1), "int32")

@@ -260,3 +260,21 @@ def test_mixupe_refuses_a_regression_model():
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="MixupE.*'mse'.*regression"):
         model.fit(x, x[:, 0], epochs=1, verbose=0)
+
+
+def test_more_bad_inputs_of_the_same_kinds():
+    x, y = np.ones((4, 3), "float32"), np.eye(4, dtype="float32")
+    cases = [
+        (lambda: MixUp(jit_compile="no"), TypeError, "jit_compile.*True or False"),
+        (lambda: MixUp()(None, y), TypeError, "no inputs"),
+        (lambda: MixUp()(x, y, np.array(["a", "b", "c", "d"])), TypeError, "sample_weight of dtype"),
+        (lambda: ops.fold_seed(ops.as_seed(0), 1.5), TypeError, "integer"),
+        (lambda: ops.blend(x, [0, 1, 2, 3], np.ones((3, 1), "float32")), ValueError, "broadcast"),
+        (lambda: ops.interpolate(x, np.ones(4, "float32"), [0, 1, 2, 9]), ValueError, r"\[0, 4\).*9"),
+        (lambda: ops.interpolate(x, np.ones(4, "float32"), [0, 1]), ValueError, "one entry per example"),
+        (lambda: keras_mixup.metrics.ExpectedCalibrationError().update_state(
+            np.array([0, 1]), np.ones((3, 2), "float32") / 2), ValueError, "2 labels for 3 predictions"),
+    ]
+    for fn, error, match in cases:
+        with pytest.raises(error, match=match):
+            fn()

@@ -88,7 +88,9 @@ class BaseMixingLayer(keras.layers.Layer):
         self.num_classes = boundary.check_num_classes(num_classes)
         self.label_smoothing = label_ops.check_label_smoothing(label_smoothing)
         self.seed, self._base_seed = check_seed(seed)
-        self.jit_compile = bool(jit_compile)
+        if not isinstance(jit_compile, bool):
+            raise TypeError(f"`jit_compile` must be True or False; got {jit_compile!r}.")
+        self.jit_compile = jit_compile
         # A counter advanced by every call; in TensorFlow atomically
         # (RngReadAndSkip is a fetch-and-add), so parallel tf.data map calls
         # never share a plan. (JAX without x64 has no int64: int32 there.)

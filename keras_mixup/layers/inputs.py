@@ -185,8 +185,13 @@ def check_value(value, role, name):
                 f"{type(leaf).__name__}. Convert it first, e.g. "
                 "`np.asarray(x, 'float32')`."
             )
-        dtype = backend.dtype_name(leaf)
-        if dtype in ("string", "str", "object") or dtype.startswith("<U"):
+        try:
+            dtype = backend.dtype_name(leaf)
+            numeric = dtype == "bool" or keras.backend.is_float_dtype(dtype) or (
+                keras.backend.is_int_dtype(dtype))
+        except ValueError:  # a dtype Keras does not know (<U1, object...)
+            dtype, numeric = str(leaf.dtype), False
+        if not numeric:
             raise TypeError(
                 f"{name} got {role} of dtype {dtype}; it mixes numbers. "
                 "Decode or encode them first (image bytes with "
@@ -206,6 +211,11 @@ def check_call(name, args, kwargs):
     values = dict(zip(names, args))
     values.update({k: v for k, v in kwargs.items() if k in names})
     inputs = values.get("inputs")
+    if inputs is None:
+        raise TypeError(
+            f"{name} got no inputs (None); call layer(x, y) with a batch of "
+            "inputs and its labels."
+        )
     if values.get("labels") is None and isinstance(inputs, dict):
         if any(k in inputs for k in ALIASES["labels"]):
             # The dict form: check what is mixed; other keys pass through.

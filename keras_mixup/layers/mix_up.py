@@ -42,14 +42,24 @@ class MixUp(BaseMixingLayer):
       ``w̃ = λ·w + (1 − λ)·w[π]``
     - ``layer({"images": x, "labels": y, ...})`` -> a dict with the same
       keys; ``"sample_weight"`` and float (one-hot) ``"segmentation_masks"``
-      are mixed with the same plan.
+      are mixed with the same plan. tensorflow-datasets' keys work as they
+      are (``{"image": x, "label": y}`` from ``tfds.load``), and keys that
+      describe an example (``"id"``, ``"file_name"``) pass through
+      unchanged; boxes (``"bounding_boxes"``, ``"objects"``) and a second
+      label key are refused, since they would not follow the mixing.
 
     Labels come out float32 (also under a mixed-precision policy): integer
     class ids ``(B,)``/``(B, 1)`` are one-hot encoded with ``num_classes``;
-    one-hot, soft and multi-hot ``(B, C)`` labels and float regression
-    targets are interpolated as they are.
+    one-hot, soft and multi-hot ``(B, C)`` labels, float regression
+    targets and bool targets are interpolated as they are. A dict of labels
+    (a multi-output model) is mixed leaf by leaf with the same plan (give
+    ``num_classes`` as a dict with its keys). Float class ids are refused
+    when ``num_classes`` is set: cast them to int.
 
-    With ``training=False`` the layer returns its arguments unchanged.
+    With ``training=False`` nothing is mixed, but outputs have the dtypes
+    and shapes of training (inputs in the compute dtype, labels one-hot
+    float32, without label smoothing), so a model or a validation pipeline
+    sees one signature in both modes.
 
     Args:
         alpha: Beta concentration (> 0). Small values (0.1-0.4) keep most

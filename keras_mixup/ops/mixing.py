@@ -40,6 +40,9 @@ def blend(x, index, weight, select=False):
     """
     K = backend.ops()
     x = K.convert_to_tensor(x)
+    index = K.convert_to_tensor(index)
+    weight = K.convert_to_tensor(weight)
+    check_plan_shapes(x, index, weight)
     dtype = backend.dtype_name(x)
     partner = K.gather(x, index)
     if not keras.backend.is_float_dtype(dtype):
@@ -49,6 +52,36 @@ def blend(x, index, weight, select=False):
     if select:
         mixed = K.where(weight >= 1, x, K.where(weight <= 0, partner, mixed))
     return mixed
+
+
+def check_plan_shapes(x, index, weight):
+    """Raises a clear error when a plan does not fit ``x`` (static shapes;
+    partner ids also by value when they are known)."""
+    shape = tuple(x.shape)
+    batch = shape[0] if shape else None
+    n = tuple(index.shape)[0] if backend.rank(index) == 1 else "?"
+    if backend.rank(index) != 1 or (batch is not None and n is not None and n != batch):
+        raise ValueError(
+            f"The partner index must have one entry per example, shape "
+            f"({batch},); got shape {tuple(index.shape)} for data of shape {shape}."
+        )
+    if not backend.is_int(index):
+        raise TypeError(f"The partner index must be integers; got {backend.dtype_name(index)}.")
+    w = tuple(weight.shape)
+    if len(w) != len(shape) or any(
+        a is not None and b is not None and a not in (1, b) for a, b in zip(w, shape)
+    ):
+        raise ValueError(
+            f"Mixing weights of shape {w} do not broadcast against data of "
+            f"shape {shape}: pass one weight per example, shape ({batch}, 1, ...), "
+            "or a mask shaped like the data."
+        )
+    known = backend.ops().concrete(index) if batch is not None else None
+    if known is not None and known.size and (known.min() < 0 or known.max() >= batch):
+        raise ValueError(
+            f"Partner ids must be in [0, {batch}) for a batch of {batch}; got "
+            f"{sorted(set(known[(known < 0) | (known >= batch)].tolist()))[:5]}."
+        )
 
 
 def per_example(lam, rank):
@@ -80,6 +113,10 @@ def interpolate(structure, lam, index):
     """
     K = backend.ops()
     lam = K.convert_to_tensor(lam)
+    if backend.rank(lam) != 1:
+        raise ValueError(
+            f"`lam` must have shape (batch,) or (1,); got shape {tuple(lam.shape)}."
+        )
 
     def mix(x):
         x = K.convert_to_tensor(x)

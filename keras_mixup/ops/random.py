@@ -70,6 +70,14 @@ def fold_seed(seed, data):
     >>> a.shape, bool((a.numpy() != b.numpy()).any())
     (TensorShape([2]), True)
     """
+    if isinstance(data, bool) or not (
+        isinstance(data, numbers.Integral)
+        or (hasattr(data, "dtype") and backend.is_int(data))
+    ):
+        raise TypeError(
+            f"`data` must be an int or an integer tensor (a step, replica or "
+            f"purpose number); got {data!r}."
+        )
     return backend.ops().fold_seed(seed, data)
 
 
