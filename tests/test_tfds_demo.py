@@ -5,7 +5,7 @@ folder; nothing is downloaded."""
 import numpy as np
 import pytest
 
-from keras_mixup import cli, demo
+from keras_mixup import cli, demo, demo_data
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
@@ -39,7 +39,7 @@ def test_demo_trains_on_rgb_images_of_varying_size(tmp_path, capsys):
 
 @pytest.mark.parametrize("name, shape, classes", [
     ("tfds:mnist", (28, 28, 1), [str(i) for i in range(10)]),  # grayscale, kept as is
-    ("cifar10", (32, 32, 3), list(demo.CIFAR10_CLASSES)),       # --data cifar10: same path
+    ("cifar10", (32, 32, 3), list(demo_data.CIFAR10_CLASSES)),       # --data cifar10: same path
 ])
 def test_fixed_size_images_keep_their_shape(name, shape, classes):
     notes = []
