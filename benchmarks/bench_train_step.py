@@ -30,6 +30,13 @@ Rows (every model starts from the same weights):
 - ``manifold, 3 sites``: the same network with ``MixUp(alpha=2.0)`` layers at
   the input, after stage 1 and after stage 2, wrapped in ``MixupModel``
   (each step mixes at one site, chosen uniformly);
+- ``plain deep`` and ``manifold, 8 sites (vs plain deep)``: a deeper CNN
+  (three stages of two convolutions, 16/32/48 filters, then
+  GlobalAveragePooling and Dense 10), plain, and with ``MixUp(alpha=2.0)``
+  sites at the input, after each of its six convolutions and after the
+  pooling: 8 sites, one chosen per step. The 8-site ratio is taken against
+  ``plain deep`` (the same network without the sites), not plain (A): the
+  cost of the site machinery as the number of sites grows;
 - ``MixupE fast`` / ``MixupE fast, 1/4 batch`` / ``MixupE exact``: input
   MixUp plus ``regularizer=MixupE(eta=1e-3, mode=..., batch_fraction=...)``.
   The fast mode adds a forward and backward pass on the clean batch (or on a
@@ -74,8 +81,8 @@ Run it from the repository root::
 It prints a Markdown table, then a PASS/FAIL summary of the targets (ratio
 vs plain (A) in the same compile mode: input MixUp <= 1.03x, input CutMix <=
 1.05x, manifold with 3 sites <= 1.10x, MixupE fast <= 2.0x, fast on a quarter
-of the batch <= 1.35x, exact <= 3.0x). FAIL is reported, not raised: the
-exit status is 0.
+of the batch <= 1.35x, exact <= 3.0x; manifold with 8 sites <= 1.10x vs plain
+deep). FAIL is reported, not raised: the exit status is 0.
 
 JAX rows (compile mode ``JAX jit``; plain (A), plain (B), input MixUp,
 input CutMix, manifold with 3 sites; targets <= 1.05x, 1.05x, 1.10x) come
@@ -109,6 +116,8 @@ PLAIN_B = "plain (B)"
 MIXUP = "input MixUp"
 CUTMIX = "input CutMix"
 MANIFOLD = "manifold, 3 sites"
+PLAIN_DEEP = "plain deep"
+MANIFOLD_DEEP = "manifold, 8 sites (vs plain deep)"
 MANIFOLD_INPUT = "manifold, always input"  # --profile only
 MIXUPE_FAST = "MixupE fast"
 MIXUPE_QUARTER = "MixupE fast, 1/4 batch"
@@ -118,13 +127,16 @@ MIXUPE = {  # row: (mode, batch_fraction)
     MIXUPE_QUARTER: ("fast", 0.25),
     MIXUPE_EXACT: ("exact", 1.0),
 }
-ROWS = [PLAIN_A, PLAIN_B, MIXUP, CUTMIX, MANIFOLD, *MIXUPE]
+ROWS = [PLAIN_A, PLAIN_B, MIXUP, CUTMIX, MANIFOLD, *MIXUPE, PLAIN_DEEP, MANIFOLD_DEEP]
 PROFILE_ROWS = [MANIFOLD_INPUT]
 REFERENCE = PLAIN_A
+# Rows whose ratio is taken against another row than REFERENCE.
+REFERENCES = {MANIFOLD_DEEP: PLAIN_DEEP}
 TARGETS = {
     MIXUP: 1.03,
     CUTMIX: 1.05,
     MANIFOLD: 1.10,
+    MANIFOLD_DEEP: 1.10,
     MIXUPE_FAST: 2.0,
     MIXUPE_QUARTER: 1.35,
     MIXUPE_EXACT: 3.0,
@@ -161,14 +173,52 @@ def build_network(sites=False):
     return keras.Model(inputs, outputs, name="cnn_sites" if sites else "cnn")
 
 
+DEEP_WIDTHS = (16, 32, 48)  # filters of the three stages of the deeper CNN
+
+
+def build_deep_network(sites=False):
+    """The deeper CNN; with ``sites``, 8 MixUp sites (input, after each
+    convolution, after the pooling)."""
+    L = keras.layers
+    count = [0]
+
+    def site(x):
+        if not sites:
+            return x
+        count[0] += 1
+        return keras_mixup.layers.MixUp(alpha=2.0, name=f"site_{count[0]}")(x)
+
+    inputs = keras.Input(IMAGE)
+    x = site(inputs)
+    for stage, width in enumerate(DEEP_WIDTHS):
+        for k in range(2):
+            x = L.Conv2D(width, 3, padding="same", activation="relu",
+                         name=f"d{stage}_conv{k}")(x)
+            x = site(x)
+        if stage < len(DEEP_WIDTHS) - 1:
+            x = L.MaxPooling2D(name=f"d{stage}_pool")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = site(x)
+    outputs = L.Dense(NUM_CLASSES, name="logits")(x)
+    return keras.Model(inputs, outputs, name="deep_sites" if sites else "deep")
+
+
 def copy_weights(src, dst):
     for layer in src.layers:
         if layer.weights:
             dst.get_layer(layer.name).set_weights(layer.get_weights())
 
 
-def make_model(row, jit, reference):
-    if row in (PLAIN_A, PLAIN_B):
+def make_model(row, jit, reference, deep_reference=None):
+    if row == PLAIN_DEEP:
+        model = build_deep_network()
+        copy_weights(deep_reference, model)
+    elif row == MANIFOLD_DEEP:
+        net = build_deep_network(sites=True)
+        copy_weights(deep_reference, net)
+        model = keras_mixup.MixupModel(net, seed=0)
+        assert len(model.sites) == 8, model.sites
+    elif row in (PLAIN_A, PLAIN_B):
         model = build_network()
         copy_weights(reference, model)
     elif row == MIXUP or row in MIXUPE:
@@ -275,6 +325,7 @@ def measure_train_steps(rows, repeats, min_time, max_row_time, log):
     """Per mode and row: loop times (list), first-step time, or an error."""
     keras.utils.set_random_seed(0)
     reference = build_network()  # the initial weights of every row
+    deep_reference = build_deep_network()  # ... and of the deep rows
     rng = np.random.default_rng(0)
     x = tf.constant(rng.random((BATCH,) + IMAGE, dtype=np.float32))
     y = tf.constant(rng.integers(0, NUM_CLASSES, BATCH), tf.int32)
@@ -284,7 +335,7 @@ def measure_train_steps(rows, repeats, min_time, max_row_time, log):
         runners = {}
         for row in rows:
             try:
-                model = make_model(row, jit, reference)
+                model = make_model(row, jit, reference, deep_reference)
                 runner = _Runner(lambda m=model: m.train_on_batch(x, y))
                 runner.warm_up(min_time)
                 runners[row] = runner
@@ -306,8 +357,8 @@ def summarize(results, rows):
     """ms, paired ratio (median, min, max) per (mode, row)."""
     out = {}
     for mode, _ in MODES:
-        ref = results.get((mode, REFERENCE))
         for row in rows:
+            ref = results.get((mode, REFERENCES.get(row, REFERENCE)))
             r = results.get((mode, row))
             if not isinstance(r, dict):
                 out[(mode, row)] = r or "error: not measured"
@@ -497,7 +548,8 @@ def main(argv=None):
         unknown = [r for r in wanted if r not in rows]
         if unknown:
             parser.error(f"--rows: unknown row(s) {unknown}; choose from {rows}")
-        rows = [PLAIN_A, PLAIN_B] + [r for r in rows if r in wanted and r not in (PLAIN_A, PLAIN_B)]
+        always = [PLAIN_A, PLAIN_B] + ([PLAIN_DEEP] if MANIFOLD_DEEP in wanted else [])
+        rows = always + [r for r in rows if r in wanted and r not in always]
 
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"keras_mixup {getattr(keras_mixup, '__version__', '?')}, "
@@ -575,7 +627,7 @@ def main(argv=None):
               f"{args.max_row_time:g} s): " + ", ".join(short) + ".")
 
     print()
-    print("Targets (ratio vs plain (A), same compile mode):")
+    print("Targets (ratio vs plain (A), or plain deep for the 8-site row; same compile mode):")
     suspects = []
     for mode, _ in MODES:
         for row, limit in TARGETS.items():
@@ -588,7 +640,7 @@ def main(argv=None):
                 continue
             ok = e["ratio"] <= limit
             print(f"  [{'PASS' if ok else 'FAIL'}] {label}: {e['ratio']:.3f}x "
-                  f"({e['ms'] - summary[(mode, REFERENCE)]['ms']:+.1f} ms/step)")
+                  f"({e['ms'] - summary[(mode, REFERENCES.get(row, REFERENCE))]['ms']:+.1f} ms/step)")
     for (mode, row), e in summary.items():
         # A step that costs about as much as the first (compiling) step, and
         # several times the plain step, recompiles on every call.

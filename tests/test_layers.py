@@ -159,8 +159,10 @@ def test_cutmix_label_weight_is_exact_pixel_fraction(id_images):
     xm, ym = fast(layer)(x, np.arange(b))
     xm, ym = to_np(xm), to_np(ym)
     partner, own = recover_plan(xm, b)
-    assert sorted(partner.tolist()) == list(range(b))
     mixed = partner != np.arange(b)
+    # A permutation: the examples seen to be cut have distinct partners (an
+    # empty cut, floor(H·√(1-λ)) = 0, looks like an unchanged example).
+    assert mixed.sum() > b // 2 and len(set(partner[mixed])) == mixed.sum()
     assert (ym[~mixed, ~mixed] == 1.0).all()
     # The label weight is the count of own pixels / all pixels: equal up to
     # float32 rounding (XLA turns the division by a constant pixel count
@@ -429,8 +431,12 @@ def test_random_mix_rate_and_weights_frequencies():
     lam = to_np(plan["lam"])
     mask = to_np(plan["mask"]).reshape(n, -1)
     mixed = to_np(plan["index"]) != np.arange(n)
-    # Not mixed: exactly unchanged. Mixed fraction ~ rate (minus self-pairs).
-    assert (lam[~mixed] == 1.0).all() and (mask[~mixed] == 1.0).all()
+    # Not mixed: exactly unchanged, except an example that was mixed but
+    # drew itself as partner (about one per 20,000-example permutation):
+    # its λ < 1 then mixes it with itself, which changes nothing.
+    changed = (lam[~mixed] != 1.0) | (mask[~mixed] != 1.0).any(1)
+    assert changed.sum() <= 3
+    # Mixed fraction ~ rate (minus self-pairs).
     frac = mixed.mean()
     assert abs(frac - 0.3) < 5 * np.sqrt(0.3 * 0.7 / n) + 1.0 / n * 5
     # CutMix (weight 3/4) gives 0/1 masks; MixUp a constant λ in (0, 1).

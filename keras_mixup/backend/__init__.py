@@ -112,6 +112,13 @@ def rank(x):
         return None
 
 
+def dim(x, axis):
+    """The size of ``axis`` of ``x``: a Python int when static, else the op
+    namespace's run-time size (a static size keeps the graph smaller)."""
+    size = x.shape[axis]
+    return size if size is not None else ops().shape(x)[axis]
+
+
 def dtype_name(x):
     """The standardized dtype name of a tensor or array (``"float32"``...)."""
     return keras.backend.standardize_dtype(x.dtype)

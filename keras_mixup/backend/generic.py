@@ -107,6 +107,10 @@ def leading(n, shape):
     return (n,) + tuple(shape)
 
 
+def trailing(shape, n):
+    return tuple(shape) + (n,)
+
+
 def gather(x, index):
     return ops.take(x, index, axis=0)
 

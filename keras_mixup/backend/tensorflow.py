@@ -57,6 +57,11 @@ def leading(n, shape):
     return tf.concat([[n], tf.cast(shape, tf.int32)], axis=0)
 
 
+def trailing(shape, n):
+    """The shape ``[*shape, n]``."""
+    return tf.concat([tf.cast(shape, tf.int32), [n]], axis=0)
+
+
 def gather(x, index):
     """``x[index]`` along the batch axis."""
     return tf.gather(x, index, axis=0)
@@ -68,7 +73,10 @@ def gather_rows(x, index):
 
 
 def argsort(x):
-    return tf.argsort(x, stable=True)
+    """Stable ascending argsort of a 1-D int32 tensor: ``top_k`` (stable,
+    descending) of ``~x``, which reverses the order without overflow — a
+    third of the graph nodes of ``tf.argsort``."""
+    return tf.math.top_k(tf.bitwise.invert(x), k=tf.size(x)).indices
 
 
 def searchsorted(sorted_sequence, values):
@@ -112,25 +120,59 @@ def as_seed_tensor(seed):
     return tf.cast(seed, tf.int64)
 
 
+# Philox is called through the raw V2 ops, keyed and counted from the seed
+# as it is. ``tf.random.stateless_*(alg="philox")`` and ``stateless_fold_in``
+# first scramble the seed with a second Philox call: about 25 graph nodes
+# per draw (and as much XLA code to compile), which made a plan's graph
+# several times larger than its arithmetic — and a tf.data map pays for
+# every node again on each new iterator (each epoch).
+#
+# A seed ``[s0, s1]`` (int64) draws from Philox keyed by ``s0`` with the
+# counter ``[s0, s1]`` and up (low word first): two different seeds never
+# share a (key, counter) pair unless the low word wraps. `fold_seed` keys
+# Philox with ``s0`` xor a constant, so a folded seed is never a draw of
+# its parent's stream.
+_PHILOX = 1  # the `alg` input of the V2 ops
+# Below 2**63: XLA (TF 2.21) rounds uint64 constants from 2**63 up (as
+# through a double), so compiled draws would differ from TensorFlow's.
+_FOLD_KEY = 0x5E3779B97F4A7C15
+
+
+def _words(seed):
+    """The seed as uint64 ``(2,)``, and its first word as the ``(1,)`` key."""
+    words = tf.bitcast(tf.cast(seed, tf.int64), tf.uint64)
+    return words, tf.split(words, 2)[0]
+
+
 def fold_seed(seed, data):
-    # ``data`` keeps its dtype (a Python int is int32): the stream
-    # depends on it.
-    return tf.random.experimental.stateless_fold_in(
-        tf.cast(seed, tf.int64), data, alg="philox"
+    """``Philox(key=s0 ^ K, counter=[data, s1])`` as a new int64 seed: for
+    one seed, distinct ``data`` give distinct seeds (Philox is a bijection
+    of the counter)."""
+    words = tf.bitcast(tf.cast(seed, tf.int64), tf.uint64)
+    key, high = tf.split(tf.bitwise.bitwise_xor(words, tf.constant([_FOLD_KEY, 0], tf.uint64)), 2)
+    if isinstance(data, int) and 0 <= data < 2**63:
+        data = tf.constant([data], tf.uint64)
+    else:  # (a negative int as an int64 constant: see _FOLD_KEY)
+        data = tf.bitcast(tf.reshape(tf.cast(data, tf.int64), [1]), tf.uint64)
+    return tf.raw_ops.StatelessRandomUniformFullIntV2(
+        shape=[2], key=key, counter=tf.concat([data, high], 0), alg=_PHILOX, dtype=tf.int64
     )
 
 
 def bits(shape, seed):
-    """Full-range random int32 bits: one Philox call (cheap to compile)."""
-    return tf.random.stateless_uniform(
-        shape, seed, minval=None, maxval=None, dtype=tf.int32, alg="philox"
+    """Full-range random int32 bits: one Philox op."""
+    words, key = _words(seed)
+    return tf.raw_ops.StatelessRandomUniformFullIntV2(
+        shape=shape, key=key, counter=words, alg=_PHILOX, dtype=tf.int32
     )
 
 
 def uniform_int(shape, seed, maxval):
     """Integers uniform in ``[0, maxval)``."""
-    return tf.random.stateless_uniform(
-        shape, seed, minval=0, maxval=maxval, dtype=tf.int32, alg="philox"
+    words, key = _words(seed)
+    return tf.raw_ops.StatelessRandomUniformIntV2(
+        shape=shape, key=key, counter=words, alg=_PHILOX,
+        minval=tf.constant(0, tf.int32), maxval=tf.cast(maxval, tf.int32),
     )
 
 

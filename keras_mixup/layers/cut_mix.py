@@ -6,7 +6,7 @@ from keras_mixup import backend
 from keras_mixup.layers import inputs as boundary
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.mix_up import check_per_sample
-from keras_mixup.ops.mixing import box_mask, segment_mask
+from keras_mixup.ops.mixing import _bounds_mask, _box_bounds, _segment_bounds
 from keras_mixup.ops.random import (
     fold_seed,
     random_permutation,
@@ -171,21 +171,38 @@ class CutMix(BaseMixingLayer):
         return list(range(2, rank))
 
     def sample_plan(self, inputs, seed):
+        return self._full_plan(self._sample_parts(inputs, seed), inputs)
+
+    def _sample_parts(self, inputs, seed):
+        """The plan with the cuts as bounds (``"bounds"``, int32 ``(4, N)``
+        or ``(2, N)``) in place of the input-sized ``"mask"``."""
         K = backend.ops()
-        shape = K.shape(inputs)
         rank = backend.rank(inputs)
-        batch = shape[0]
+        batch = backend.dim(inputs, 0)
         n = batch if self.per_sample else 1
         alpha, beta = K.unstack(self._state("concentration"))
         lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
-        axes = self._spatial_axes(rank)
+        sizes = self._sizes(inputs)
         if rank == 4:
-            mask, kept = box_mask(shape[axes[0]], shape[axes[1]], lam, fold_seed(seed, 3))
+            bounds, kept = _box_bounds(sizes[0], sizes[1], lam, fold_seed(seed, 3))
         else:
-            mask, kept = segment_mask(shape[axes[0]], lam, fold_seed(seed, 3))
-        channel_axis = -1 if self.data_format == "channels_last" else 1
+            bounds, kept = _segment_bounds(sizes[0], lam, fold_seed(seed, 3))
         return {
-            "index": random_permutation(batch, fold_seed(seed, 2)),
-            "lam": K.broadcast_to(kept, [batch]),
-            "mask": K.expand_dims(mask, channel_axis),
+            "index": random_permutation(batch, seed),
+            "lam": kept if self.per_sample else K.broadcast_to(kept, [batch]),
+            "bounds": bounds,
         }
+
+    def _sizes(self, inputs):
+        return [backend.dim(inputs, a) for a in self._spatial_axes(backend.rank(inputs))]
+
+    def _full_plan(self, plan, inputs):
+        # The mask from the bounds: inside the XLA program that applies the
+        # plan, so that it is never written out (one pass over the data).
+        if "bounds" not in plan:
+            return plan
+        plan = dict(plan)
+        mask = _bounds_mask(self._sizes(inputs), plan.pop("bounds"))
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        plan["mask"] = backend.ops().expand_dims(mask, channel_axis)
+        return plan

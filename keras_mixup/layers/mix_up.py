@@ -150,6 +150,6 @@ class MixUp(BaseMixingLayer):
         alpha, beta = K.unstack(self._state("concentration"))
         lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
         return {
-            "index": random_permutation(batch, fold_seed(seed, 2)),
-            "lam": K.broadcast_to(lam, [batch]),
+            "index": random_permutation(batch, seed),
+            "lam": lam if self.per_sample else K.broadcast_to(lam, [batch]),
         }

@@ -154,10 +154,19 @@ class RandomMix(BaseMixingLayer):
         return self._state("enabled") * self.rate * mean
 
     def sample_plan(self, inputs, seed):
+        return self._full_plan(self._sample_parts(inputs, seed), inputs)
+
+    def _plan_parts(self, inputs, seed):
+        # While mixing is disabled, no example is mixed.
+        return self._sample_parts(inputs, seed, self._state("enabled") > 0.5)
+
+    def _sample_parts(self, inputs, seed, enabled=None):
+        """The plan, with the mixers' masks left as their parts (a CutMix's
+        cut bounds) under ``"parts"`` for `_full_plan`."""
         K = backend.ops()
         batch = K.batch_size(keras.tree.flatten(inputs)[0])
-        plans = [
-            m.sample_plan(inputs, fold_seed(seed, 100 + i))
+        subs = [
+            m._sample_parts(inputs, fold_seed(seed, 100 + i))
             for i, m in enumerate(self.mixers)
         ]
         n = batch if self.per_sample else 1
@@ -165,20 +174,33 @@ class RandomMix(BaseMixingLayer):
         mix = uniform([n], fold_seed(seed, 2)) < self.rate
         choice = K.broadcast_to(choice, [batch])
         mix = K.broadcast_to(mix, [batch])
-        onehot = K.one_hot(choice, len(plans))  # (B, K)
+        if enabled is not None:
+            mix = mix & enabled
+        onehot = K.one_hot(choice, len(subs))  # (B, K)
 
-        stacked = K.stack([p["index"] for p in plans], axis=1)  # (B, K)
+        stacked = K.stack([p["index"] for p in subs], axis=1)  # (B, K)
         index = K.gather_rows(stacked, choice)
-        lam = K.reduce_sum(K.stack([p["lam"] for p in plans], 1) * onehot, 1)
-        plan = {"index": index, "lam": lam}
-
-        if any("mask" in p for p in plans):
-            rank = backend.rank(inputs)
-            mask = 0.0
-            for k, p in enumerate(plans):
-                m = p["mask"] if "mask" in p else per_example(p["lam"], rank)
-                mask += per_example(onehot[:, k], rank) * m
-            plan["mask"] = mask
+        lam = K.reduce_sum(K.stack([p["lam"] for p in subs], 1) * onehot, 1)
         # Examples that are not mixed (probability 1 - rate) keep themselves.
-        plan = identity_where_off(plan, mix)
+        plan = identity_where_off({"index": index, "lam": lam}, mix)
+        if any("mask" in p or "bounds" in p for p in subs):
+            plan["parts"] = {
+                "onehot": onehot,
+                "mix": mix,
+                "mixers": [{k: v for k, v in p.items() if k != "index"} for p in subs],
+            }
+        return plan
+
+    def _full_plan(self, plan, inputs):
+        if "parts" not in plan:
+            return plan
+        plan = dict(plan)
+        parts = plan.pop("parts")
+        rank = backend.rank(inputs)
+        mask = 0.0
+        for k, (m, sub) in enumerate(zip(self.mixers, parts["mixers"])):
+            sub = m._full_plan(sub, inputs)
+            mk = sub["mask"] if "mask" in sub else per_example(sub["lam"], rank)
+            mask += per_example(parts["onehot"][:, k], rank) * mk
+        plan["mask"] = backend.ops().where(per_example(parts["mix"], rank), mask, 1.0)
         return plan

@@ -17,7 +17,7 @@ with XLA, and are written once on `keras_mixup.backend.ops`.
 import keras
 
 from keras_mixup import backend
-from keras_mixup.ops.random import as_seed, check_size, fold_seed
+from keras_mixup.ops.random import as_seed, check_size
 
 
 def blend(x, index, weight, select=False):
@@ -125,20 +125,24 @@ def interpolate(structure, lam, index):
     return keras.tree.map_structure(mix, structure)
 
 
-def _cut_bounds(length, cut, seed):
-    """Start/end (int32) of a cut of size ``cut`` whose centre is uniform in
-    ``[0, length)``, clipped to ``[0, length]``."""
+def _cuts(lengths, sides, seed):
+    """Start and end (int32, clipped to ``[0, length]``) of cuts of ``sides``
+    (int32 ``(k, N)``) along ``k`` axes of ``lengths`` (int32 ``(k, 1)``),
+    with centres uniform in ``[0, length)``: 31 random bits modulo the
+    length (a bias below ``length / 2**31``), one Philox draw for all axes.
+    """
     K = backend.ops()
-    centre = K.uniform_int(K.shape(cut), seed, length)
-    start = centre - cut // 2
-    end = start + cut
-    return K.clip(start, 0, length), K.clip(end, 0, length)
+    centre = K.bitwise_and(K.bits(K.shape(sides), seed), 0x7FFFFFFF) % lengths
+    start = centre - sides // 2
+    end = start + sides
+    return K.clip(start, 0, lengths), K.clip(end, 0, lengths)
 
 
 def _in_range(length, start, end):
     """``(N, length)`` bool: position inside ``[start, end)``."""
-    pos = backend.ops().range(length, dtype="int32")[None, :]
-    return (pos >= start[:, None]) & (pos < end[:, None])
+    K = backend.ops()
+    pos = K.range(length, dtype="int32")
+    return (pos >= K.expand_dims(start, 1)) & (pos < K.expand_dims(end, 1))
 
 
 def box_mask(height, width, lam, seed):
@@ -164,24 +168,46 @@ def box_mask(height, width, lam, seed):
     >>> float(keras.ops.mean(mask)) == float(kept[0])
     True
     """
-    K = backend.ops()
     check_size(height, "height", 1)
     check_size(width, "width", 1)
-    seed = as_seed(seed)
+    bounds, kept = _box_bounds(height, width, lam, as_seed(seed))
+    return _bounds_mask([height, width], bounds), kept
+
+
+def _box_bounds(height, width, lam, seed):
+    """`box_mask`'s boxes as int32 bounds ``(4, N)`` (rows y0, x0, y1, x1:
+    the cut is ``[y0, y1) x [x0, x1)``), and the kept fractions ``(N,)``."""
+    K = backend.ops()
     lam = K.cast(lam, "float32")
+    lengths = K.reshape(K.cast(K.stack([height, width]), "int32"), [2, 1])
     ratio = K.sqrt(K.maximum(1.0 - lam, 0.0))
-    h = K.cast(height, "float32")
-    w = K.cast(width, "float32")
-    cut_h = K.cast(K.floor(h * ratio), "int32")
-    cut_w = K.cast(K.floor(w * ratio), "int32")
-    y0, y1 = _cut_bounds(height, cut_h, fold_seed(seed, 0))
-    x0, x1 = _cut_bounds(width, cut_w, fold_seed(seed, 1))
-    inside = _in_range(height, y0, y1)[:, :, None] & _in_range(width, x0, x1)[:, None, :]
-    mask = 1.0 - K.cast(inside, "float32")
-    total = K.cast(height, "int32") * K.cast(width, "int32")
+    sides = K.cast(K.floor(K.cast(lengths, "float32") * ratio), "int32")
+    start, end = _cuts(lengths, sides, seed)
+    (y0, x0), (y1, x1) = K.unstack(start), K.unstack(end)
+    if isinstance(height, int) and isinstance(width, int):
+        total = height * width
+    else:
+        total = K.cast(height, "int32") * K.cast(width, "int32")
     own = total - (y1 - y0) * (x1 - x0)
     kept = K.cast(own, "float32") / K.cast(total, "float32")
-    return mask, kept
+    return K.concat([start, end], 0), kept
+
+
+def _bounds_mask(sizes, bounds):
+    """The float32 mask ``(N, *sizes)`` of cuts given by int32 ``bounds``
+    ``(2k, N)`` (the starts along the ``k = len(sizes)`` axes, then the
+    ends): 0 inside the cut, 1 elsewhere. Built from the bounds where it is
+    needed (in the XLA program that applies a plan), so that only ``2k``
+    numbers per example travel before."""
+    K = backend.ops()
+    parts = K.unstack(bounds)
+    k = len(sizes)
+    inside = _in_range(sizes[0], parts[0], parts[k])
+    if k == 2:
+        inside = K.expand_dims(inside, 2) & K.expand_dims(
+            _in_range(sizes[1], parts[1], parts[3]), 1
+        )
+    return 1.0 - K.cast(inside, "float32")
 
 
 def segment_mask(length, lam, seed):
@@ -205,13 +231,18 @@ def segment_mask(length, lam, seed):
     >>> tuple(mask.shape), int(keras.ops.sum(mask)) == round(10 * float(kept[0]))
     ((1, 10), True)
     """
-    K = backend.ops()
     check_size(length, "length", 1)
-    seed = as_seed(seed)
+    bounds, kept = _segment_bounds(length, lam, as_seed(seed))
+    return _bounds_mask([length], bounds), kept
+
+
+def _segment_bounds(length, lam, seed):
+    """`segment_mask`'s segments as int32 bounds ``(2, N)`` (start, end),
+    and the kept fractions ``(N,)``."""
+    K = backend.ops()
     lam = K.cast(lam, "float32")
     t = K.cast(length, "float32")
-    cut = K.cast(K.floor(t * K.maximum(1.0 - lam, 0.0)), "int32")
-    s0, s1 = _cut_bounds(length, cut, seed)
-    mask = 1.0 - K.cast(_in_range(length, s0, s1), "float32")
-    kept = K.cast(length - (s1 - s0), "float32") / t
-    return mask, kept
+    side = K.cast(K.floor(t * K.maximum(1.0 - lam, 0.0)), "int32")
+    start, end = _cuts(K.reshape(K.cast(length, "int32"), [1, 1]), K.expand_dims(side, 0), seed)
+    kept = K.cast(length - (end[0] - start[0]), "float32") / t
+    return K.concat([start, end], 0), kept
