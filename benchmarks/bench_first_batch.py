@@ -65,8 +65,8 @@ layer's. FAIL is reported, not raised: the exit status is 0.
 
 Run it from the repository root::
 
-    python benchmarks/bench_first_batch.py            # 3 repeats, ~5 minutes on 2 cores
-    python benchmarks/bench_first_batch.py --quick    # 1 repeat, fewer epochs, ~2 minutes
+    python benchmarks/bench_first_batch.py            # 3 repeats, 6-11 minutes on 2 cores
+    python benchmarks/bench_first_batch.py --quick    # 1 repeat, 6 epochs, ~2 minutes
 """
 
 import argparse
