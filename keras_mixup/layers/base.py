@@ -68,9 +68,11 @@ class BaseMixingLayer(keras.layers.Layer):
         label_smoothing: float in [0, 1), applied to class labels before
             mixing.
         seed: int, or None for a random one.
-        jit_compile: compile the sampling and mixing with XLA (default). It
-            is about twice as fast on CPU, in a ``tf.data`` map too; set
-            False on a platform without XLA.
+        jit_compile: apply the plan (gather, blend, cast) as one XLA
+            program (default): one pass over the batch, 2–7× faster on
+            large images, in a ``tf.data`` map too, for ~60 ms of compiling
+            per input shape. Set False on a platform without XLA, or for
+            tiny inputs.
         **kwargs: base ``keras.layers.Layer`` arguments (``name``,
             ``dtype``). The dtype policy decides the dtype of the mixed
             inputs; labels always come out float32.

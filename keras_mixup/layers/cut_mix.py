@@ -62,7 +62,7 @@ class CutMix(BaseMixingLayer):
             to ``keras.config.image_data_format()``. For sequences,
             channels-first means ``(B, D, T)``.
         seed: int for a reproducible stream of plans, or None.
-        jit_compile: compile the sampling and mixing with XLA (default).
+        jit_compile: apply the plan as one XLA program (default; see `MixUp`).
         **kwargs: ``keras.layers.Layer`` arguments such as ``name`` and
             ``dtype``.
 

@@ -76,8 +76,9 @@ class MixUp(BaseMixingLayer):
         num_classes: number of classes; needed when labels are integer ids.
         label_smoothing: in [0, 1), applied to class labels before mixing.
         seed: int for a reproducible stream of plans, or None.
-        jit_compile: compile the sampling and mixing with XLA (default True,
-            about 2x faster on CPU, in a ``tf.data`` map too).
+        jit_compile: apply the plan (gather, blend, cast) as one XLA
+            program (default True): one pass over the batch, 2–7× faster on
+            large images, for ~60 ms of compiling per input shape.
         **kwargs: ``keras.layers.Layer`` arguments such as ``name`` and
             ``dtype`` (the dtype of the mixed inputs).
 

@@ -41,7 +41,7 @@ class RandomMix(BaseMixingLayer):
         per_sample: decide the mixer and whether to mix per example instead
             of per batch (the default, timm's "batch" mode).
         seed: int for a reproducible stream, or None.
-        jit_compile: compile the sampling and mixing with XLA (default).
+        jit_compile: apply the plan as one XLA program (default; see `MixUp`).
         **kwargs: ``keras.layers.Layer`` arguments.
 
     Example:
