@@ -119,6 +119,26 @@ def gather_rows(x, index):
     return ops.take_along_axis(x, ops.expand_dims(index, 1), axis=1)[:, 0]
 
 
+def take_along(x, index):
+    return ops.take_along_axis(x, index, axis=1)
+
+
+def top_k(x, k):
+    return ops.cast(ops.top_k(x, k)[1], "int32")
+
+
+def matmul(a, b):
+    return ops.matmul(a, b)
+
+
+def argmax(x, axis=-1):
+    return ops.cast(ops.argmax(x, axis=axis), "int32")
+
+
+def transpose(x):
+    return ops.transpose(x)
+
+
 def argsort(x):
     # Stable: a tie keeps the lower index first (the keys are 32 random bits).
     return ops.cast(ops.argsort(x), "int32")

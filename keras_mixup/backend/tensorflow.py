@@ -72,6 +72,29 @@ def gather_rows(x, index):
     return tf.gather(x, index[:, None], batch_dims=1)[:, 0]
 
 
+def take_along(x, index):
+    """``x[i, index[i, j]]`` for a ``(B, N)`` tensor and ``(B, M)`` indices."""
+    return tf.gather(x, index, batch_dims=1)
+
+
+def top_k(x, k):
+    """Indices (int32) of the ``k`` largest entries of each row; ties go
+    to the lower index."""
+    return tf.math.top_k(x, k=k).indices
+
+
+def matmul(a, b):
+    return tf.linalg.matmul(a, b)
+
+
+def argmax(x, axis=-1):
+    return tf.math.argmax(x, axis=axis, output_type=tf.int32)
+
+
+def transpose(x):
+    return tf.transpose(x)
+
+
 def argsort(x):
     """Stable ascending argsort of a 1-D int32 tensor: ``top_k`` (stable,
     descending) of ``~x``, which reverses the order without overflow — a

@@ -3,9 +3,16 @@
 A plan is a small dict of tensors sampled once per batch:
 
 - ``"index"``: int32 ``(B,)``, the partner of each example (``x[index]``);
+  for k-way mixing ``(B, k - 1)``, one column per partner. With a pool of
+  partners (``layer(x, y, partners=...)``) the ids index the pool;
 - ``"lam"``: float32 ``(B,)``, the weight of each example's *own* data, which
   is also the weight of its own label (for box methods: the exact fraction of
   pixels or time steps it keeps, counted from the mask);
+- ``"weights"`` (k-way only): float32 ``(B, k - 1)``, the weight of each
+  partner; with ``"lam"`` they sum to 1 (two-way: the partner's is
+  ``1 - lam``);
+- ``"found"`` (label-aware pairings only): bool, shaped like ``"index"``,
+  False where no eligible partner existed (its weight is then 0);
 - ``"mask"`` (box methods only): float32, 1 where the example keeps its own
   data, shaped like the inputs with size 1 on the channel axis and on the
   batch axis when one box is shared by the whole batch.
@@ -20,7 +27,7 @@ from keras_mixup import backend
 from keras_mixup.ops.random import as_seed, check_size
 
 
-def blend(x, index, weight, select=False):
+def blend(x, index, weight, select=False, source=None):
     """``weight * x + (1 - weight) * x[index]``, computed in ``x``'s dtype.
 
     ``weight`` broadcasts against ``x``. With ``select=True`` the weight is
@@ -29,6 +36,9 @@ def blend(x, index, weight, select=False):
     NaN or Inf in one example then reaches only the values it gives, not
     every value of its partner through ``0·NaN``. Integer data (uint8
     images, class maps) is always copied: its weight must be a 0/1 mask.
+
+    With ``source`` the partners are ``source[index]`` (a pool of partners
+    shaped like ``x`` but for its first axis) instead of ``x[index]``.
 
     Example:
 
@@ -42,9 +52,10 @@ def blend(x, index, weight, select=False):
     x = K.convert_to_tensor(x)
     index = K.convert_to_tensor(index)
     weight = K.convert_to_tensor(weight)
-    check_plan_shapes(x, index, weight)
+    source = x if source is None else K.convert_to_tensor(source)
+    check_plan_shapes(x, index, weight, source)
     dtype = backend.dtype_name(x)
-    partner = K.gather(x, index)
+    partner = K.gather(source, index)
     if not keras.backend.is_float_dtype(dtype):
         return K.where(K.cast(weight, "float32") > 0.5, x, partner)
     weight = K.cast(weight, dtype)
@@ -54,11 +65,12 @@ def blend(x, index, weight, select=False):
     return mixed
 
 
-def check_plan_shapes(x, index, weight):
+def check_plan_shapes(x, index, weight, source=None):
     """Raises a clear error when a plan does not fit ``x`` (static shapes;
     partner ids also by value when they are known)."""
     shape = tuple(x.shape)
     batch = shape[0] if shape else None
+    size = batch if source is None or source is x else tuple(source.shape)[0]
     n = tuple(index.shape)[0] if backend.rank(index) == 1 else "?"
     if backend.rank(index) != 1 or (batch is not None and n is not None and n != batch):
         raise ValueError(
@@ -76,12 +88,79 @@ def check_plan_shapes(x, index, weight):
             f"shape {shape}: pass one weight per example, shape ({batch}, 1, ...), "
             "or a mask shaped like the data."
         )
-    known = backend.ops().concrete(index) if batch is not None else None
-    if known is not None and known.size and (known.min() < 0 or known.max() >= batch):
+    known = backend.ops().concrete(index) if size is not None else None
+    if known is not None and known.size and (known.min() < 0 or known.max() >= size):
         raise ValueError(
-            f"Partner ids must be in [0, {batch}) for a batch of {batch}; got "
-            f"{sorted(set(known[(known < 0) | (known >= batch)].tolist()))[:5]}."
+            f"Partner ids must be in [0, {size}) for {size} candidate partners; got "
+            f"{sorted(set(known[(known < 0) | (known >= size)].tolist()))[:5]}."
         )
+
+
+def partner_columns(plan):
+    """``(index, weights)`` of a plan's partners, both ``(B, k - 1)``
+    (two-way: one column, weight ``1 - lam``)."""
+    K = backend.ops()
+    index, lam = plan["index"], plan["lam"]
+    if backend.rank(index) == 1:
+        return K.expand_dims(index, 1), K.expand_dims(1.0 - lam, 1)
+    return index, plan["weights"]
+
+
+def blend_ways(x, index, lam, weights, source=None):
+    """k-way mixing: ``lam·x + Σⱼ weights[:, j]·source[index[:, j]]``.
+
+    ``index`` and ``weights`` are ``(B, k - 1)``, ``lam`` ``(B,)``;
+    ``source`` defaults to ``x`` (a pool of partners otherwise). Float
+    data only (integer data cannot hold a weighted average).
+
+    Example:
+
+    >>> x = tf.constant([[0.0], [3.0], [6.0]])
+    >>> out = keras_mixup.ops.blend_ways(
+    ...     x, tf.constant([[1, 2], [2, 0], [0, 1]]), tf.constant([0.5, 1.0, 0.0]),
+    ...     tf.constant([[0.25, 0.25], [0.0, 0.0], [0.5, 0.5]]))
+    >>> out.numpy().ravel().tolist()
+    [2.25, 3.0, 1.5]
+    """
+    K = backend.ops()
+    x = K.convert_to_tensor(x)
+    source = x if source is None else K.convert_to_tensor(source)
+    index, weights = K.convert_to_tensor(index), K.convert_to_tensor(weights)
+    rank = backend.rank(x)
+    m = backend.dim(index, 1)
+    if not keras.backend.is_float_dtype(backend.dtype_name(x)):
+        raise TypeError(
+            f"k-way mixing averages values, which {backend.dtype_name(x)} data "
+            "cannot hold; cast it to float first."
+        )
+    dtype = backend.dtype_name(x)
+    for j in builtins_range(m):
+        check_plan_shapes(x, index[:, j], per_example(weights[:, j], rank), source)
+    out = K.cast(per_example(lam, rank), dtype) * x
+    for j in builtins_range(m):
+        w = K.cast(per_example(weights[:, j], rank), dtype)
+        out = out + w * K.gather(source, index[:, j])
+    return out
+
+
+builtins_range = range
+
+
+def drop_unfound(plan, found):
+    """Gives partners that were not found (``found`` False) a weight of 0
+    and their share to the example itself. Keeps ``found`` in the plan."""
+    if found is None:
+        return plan
+    K = backend.ops()
+    out = dict(plan)
+    out["found"] = found
+    if backend.rank(found) == 1:
+        out["lam"] = K.where(found, plan["lam"], 1.0)
+    else:
+        weights = K.where(found, plan["weights"], 0.0)
+        out["lam"] = plan["lam"] + K.reduce_sum(plan["weights"] - weights, axis=1)
+        out["weights"] = weights
+    return out
 
 
 def per_example(lam, rank):

@@ -411,3 +411,37 @@ def flip_pairing(batch_size):
     K = backend.ops()
     check_size(batch_size, "batch_size")
     return batch_size - 1 - K.range(batch_size, dtype="int32")
+
+
+def sample_dirichlet(shape, ways, alpha, seed=None):
+    """Samples weights ~ Dirichlet(alpha, ..., alpha) over ``ways`` sources.
+
+    Normalized Gamma(alpha) draws, computed as a softmax of their logs so
+    that tiny concentrations stay finite (no 0/0). XLA-safe, like
+    `sample_beta`; the marginal of each weight is
+    ``Beta(alpha, (ways - 1)·alpha)``.
+
+    Args:
+        shape: batch shape (a list or tuple of ints).
+        ways: number of sources k >= 2 (a Python int).
+        alpha: concentration > 0 (a float or a scalar float tensor).
+        seed: an int, a shape-``(2,)`` int tensor, or ``None``.
+
+    Returns:
+        float32 ``(*shape, ways)``, non-negative, summing to 1 on the last
+        axis.
+
+    Example:
+
+    >>> w = keras_mixup.ops.sample_dirichlet([1000], 3, alpha=1.0, seed=0)
+    >>> tuple(w.shape), round(float(keras.ops.mean(w[:, 0])), 1)
+    ((1000, 3), 0.3)
+    """
+    check_concentration(alpha, "alpha")
+    if isinstance(ways, bool) or not isinstance(ways, numbers.Integral) or ways < 2:
+        raise ValueError(f"`ways` must be an int >= 2; got {ways!r}.")
+    check_shape(shape)
+    K = backend.ops()
+    full = [*shape, int(ways)] if isinstance(shape, (list, tuple)) else K.trailing(shape, int(ways))
+    alpha = K.cast(alpha, "float32")
+    return K.softmax(_log_gamma(alpha, full, as_seed(seed)), axis=-1)
