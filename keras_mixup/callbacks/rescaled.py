@@ -256,6 +256,15 @@ def training_means(data, num_classes=None, strategy=None):
 def site_theta_bar(site):
     """θ̄ of one mixing layer: `MixUp`, or a `RandomMix` of `MixUp` layers."""
     if isinstance(site, MixUp):
+        if site.ways > 2 or site.mix != "both":
+            what = f"ways={site.ways}" if site.ways > 2 else f"mix={site.mix!r}"
+            raise ValueError(
+                f"The model mixes with MixUp({what}) (layer {site.name!r}). "
+                "Carratino et al.'s rescaled prediction and θ̄ are derived for "
+                "two-way mixup of inputs and labels together; with "
+                f"{what} there is no θ̄ to read. Pass `alpha=` to "
+                "RescaledPrediction if you want the two-way rescaling anyway."
+            )
         return theta_bar(site.alpha, site.beta)
     if isinstance(site, RandomMix):
         total = sum(site.mixer_weights)

@@ -1,67 +1,68 @@
-"""The machinery every mixing layer shares: call forms, seeds, labels, apply.
+"""The machinery every mixing layer shares: call forms, labels, plan → apply.
 
-A subclass only says how to *sample* a plan (``sample_plan``) and which
-inputs it accepts (``_check_inputs``); this base class unpacks the call,
-converts labels, draws a fresh seed per call, and applies the plan to
-inputs, labels, sample weights and segmentation masks alike.
+A subclass only says how to *sample* a plan (``sample_plan``, with its
+partners from `_partners`) and which inputs it accepts (``_check_inputs``);
+this base class unpacks the call, converts labels, draws a fresh seed per
+call, and applies the plan to inputs, labels, sample weights and
+segmentation masks alike. The seed stream and state variables are in
+`keras_mixup.layers.state`, the site protocol of `MixupModel` in
+`keras_mixup.layers.sites`, partner pools in `keras_mixup.layers.partners`.
 
 Backends: every computation goes through `keras_mixup.backend.ops`, so the
 same code runs on TensorFlow, on JAX, and inside a ``tf.data`` map under
-any backend. The layer's state (call counter, ``enabled``,
-``concentration``) lives in Keras variables; inside a ``tf.data`` graph
-under JAX or PyTorch, where those cannot be read, a TensorFlow mirror of
-each is made on first use and kept in step by `set_mixing_state`.
+any backend.
 """
 
 import keras
-import numpy as np
 
 from keras_mixup import backend
 from keras_mixup.layers import inputs as boundary
-from keras_mixup.layers.sites import current_scope
+from keras_mixup.layers import partners as pools
+from keras_mixup.layers.sites import SiteMixing, current_scope
+from keras_mixup.layers.state import MixingState
 from keras_mixup.ops import labels as label_ops
-from keras_mixup.ops.mixing import blend, per_example
+from keras_mixup.ops.mixing import blend, blend_ways, per_example
+from keras_mixup.ops.pairing import (
+    LABEL_AWARE,
+    check_neighbors,
+    check_pairing,
+    check_ways,
+    class_ids,
+    sample_partners,
+)
+from keras_mixup.ops.plans import identity_where_off  # noqa: F401 (re-exported)
 from keras_mixup.ops.random import check_concentration, check_seed, fold_seed
 
-
-def identity_where_off(plan, on):
-    """The plan where ``on`` (a bool scalar or ``(B,)``), the identity elsewhere:
-    own index, λ = 1, full mask."""
-    K = backend.ops()
-    out = dict(plan)
-    out["index"] = K.where(on, plan["index"], K.range(K.batch_size(plan["index"]), dtype="int32"))
-    out["lam"] = K.where(on, plan["lam"], 1.0)
-    if "mask" in plan:
-        mask = plan["mask"]
-        mask_on = on if backend.rank(on) == 0 else per_example(on, backend.rank(mask))
-        out["mask"] = K.where(mask_on, mask, 1.0)
-    if "bounds" in plan:  # (2k, N) cut bounds: an empty cut where off
-        bounds_on = on if backend.rank(on) == 0 else K.expand_dims(on, 0)
-        out["bounds"] = K.where(bounds_on, plan["bounds"], 0)
-    return out
+MIX_MODES = ("both", "inputs", "labels")
+SCOPES = ("replica", "global")
 
 
-def _traced_without_scope(x):
-    """Whether ``x`` is a JAX tracer while no `keras.StatelessScope`
-    collects variable updates: a variable assigned now would keep the
-    tracer (a bare ``jax.jit`` around a layer call)."""
-    import sys
-
-    jax = sys.modules.get("jax")
-    tracer = getattr(getattr(jax, "core", None), "Tracer", None)
-    if tracer is None or not isinstance(x, tracer):
-        return False
-    try:  # no public API (keras.StatelessScope has no "current" accessor)
-        from keras.src.backend.common.stateless_scope import in_stateless_scope
-    except ImportError:  # pragma: no cover - a Keras that moved it
-        return False
-    return not in_stateless_scope()
+def _check_choice(value, name, choices, what):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(repr(c) for c in choices)} "
+            f"({what}); got {value!r}."
+        )
+    return value
 
 
-class BaseMixingLayer(keras.layers.Layer):
+class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
     """Base class of the mixing layers; not used directly.
 
     Args:
+        pairing: how partners are chosen (`keras_mixup.ops.pairing`):
+            ``"derangement"`` (default: a random partner, never the example
+            itself), ``"permutation"`` (the papers' ``randperm``), ``"flip"``,
+            ``"roll"``, ``"same_class"``, ``"other_class"``, ``"nearest"``.
+        neighbors: with ``pairing="nearest"``, draw the partner uniformly
+            among this many nearest examples (1: the nearest).
+        ways: how many examples make one mixed example (2: a pair).
+        mix: what is mixed: ``"both"`` (default), ``"inputs"`` (labels and
+            sample weights stay each example's own) or ``"labels"`` (inputs
+            stay, labels mix) — the ablations of Zhang et al.
+        pairing_scope: ``"replica"`` (default: partners from the examples
+            a device sees) or ``"global"`` (from the whole global batch
+            under a distribution; the same as ``"replica"`` on one device).
         num_classes: number of classes, needed when labels are integer ids;
             a dict with the keys of a dict of labels (multi-output) gives
             each its own.
@@ -87,12 +88,21 @@ class BaseMixingLayer(keras.layers.Layer):
     # importing the layers does not import TensorFlow.
     autograph_info__ = frozenset()
 
+    # Most partners a layer of this class mixes with per example (None:
+    # no limit); CutMix's masks are two-way.
+    _max_ways = None
+
     def __init__(
         self,
         num_classes=None,
         label_smoothing=0.0,
         seed=None,
         jit_compile=True,
+        pairing="derangement",
+        neighbors=1,
+        ways=2,
+        mix="both",
+        pairing_scope="replica",
         **kwargs,
     ):
         # Labels must stay float32 whatever the policy: cast inputs by hand.
@@ -104,46 +114,104 @@ class BaseMixingLayer(keras.layers.Layer):
         if not isinstance(jit_compile, bool):
             raise TypeError(f"`jit_compile` must be True or False; got {jit_compile!r}.")
         self.jit_compile = jit_compile
-        # A counter advanced by every call; in TensorFlow atomically
-        # (RngReadAndSkip is a fetch-and-add), so parallel tf.data map calls
-        # never share a plan. (JAX without x64 has no int64: int32 there.)
-        self._tf_mirrors = {}
-        self.seed_state = self.add_weight(
-            shape=(3,),
-            dtype="int64" if backend.keras_backend() == "tensorflow" else "int32",
-            initializer="zeros",
-            trainable=False,
-            name="seed_state",
+        self.pairing = check_pairing(pairing)
+        self.neighbors = check_neighbors(neighbors)
+        self.ways = check_ways(ways)
+        if self._max_ways is not None and self.ways > self._max_ways:
+            raise ValueError(
+                f"{type(self).__name__} mixes two examples (a mask says which "
+                f"one each value comes from); got ways={self.ways}. Use "
+                "MixUp(ways=k) for k-way mixing."
+            )
+        if self.ways > 2 and self.pairing == "flip":
+            raise ValueError(
+                "pairing='flip' pairs examples two by two; with ways > 2 use "
+                "'derangement', 'permutation', 'roll', a label-aware pairing "
+                "or 'nearest'."
+            )
+        if self.pairing == "nearest" and self.neighbors < self.ways - 1:
+            raise ValueError(
+                f"pairing='nearest' draws {self.ways - 1} distinct partners "
+                f"among the `neighbors` nearest: pass neighbors >= {self.ways - 1} "
+                f"(got {self.neighbors})."
+            )
+        self.mix = _check_choice(mix, "mix", MIX_MODES, "what is mixed")
+        self.pairing_scope = _check_choice(
+            pairing_scope, "pairing_scope", SCOPES, "where partners come from"
         )
-        # 1.0 mixes, 0.0 makes every plan the identity; read in the graph,
-        # so `keras_mixup.callbacks.MixupSchedule` can switch mixing off
-        # between epochs without retracing.
-        self.enabled = self.add_weight(
-            shape=(),
-            dtype="float32",
-            initializer="ones",
-            trainable=False,
-            name="enabled",
-        )
-        self._compiled = {}
+        self._init_state()
+        if self._label_aware():
+            self._init_unpaired()
         self.built = True
 
     def build(self, *args, **kwargs):
         # Nothing depends on input shapes; the seed state exists already.
         self.built = True
 
+    def _label_aware(self):
+        return self.pairing in LABEL_AWARE
+
+    def _partner_count(self):
+        """Partner columns of this layer's plans (``ways - 1``)."""
+        return self.ways - 1
+
     # ------------------------------------------------------------------ API
 
-    def sample_plan(self, inputs, seed):
-        """Samples the plan for a batch: ``{"index", "lam"[, "mask"]}``.
+    def sample_plan(self, inputs, seed, context=None):
+        """Samples the plan for a batch: ``{"index", "lam"[, "weights",
+        "mask", "found"]}`` (see `keras_mixup.ops.mixing`).
 
         Args:
-            inputs: the (converted) inputs, used for batch size and shape.
+            inputs: the (converted) inputs, used for batch size and shape
+                (and by ``pairing="nearest"``).
             seed: an int64 ``(2,)`` stateless seed.
+            context: what label-aware pairings and partner pools need:
+                ``{"labels": y}`` or ``{"ids": class_ids}``, and
+                ``"partners"`` (a prepared pool).
         """
         raise NotImplementedError
 
-    def plan(self, inputs, seed, shards=1):
+    def _partners(self, inputs, seed, context=None):
+        """The partners of a batch by this layer's pairing:
+        ``(index, found)``; see `keras_mixup.ops.pairing.sample_partners`."""
+        K = backend.ops()
+        context = context or {}
+        pool = context.get("partners")
+        batch = K.batch_size(keras.tree.flatten(inputs)[0])
+        extra = {}
+        if self._label_aware():
+            ids = context.get("ids")
+            if ids is None:
+                if context.get("labels") is None:
+                    raise ValueError(self._needs_labels_message())
+                ids = class_ids(context["labels"])
+            extra["ids"] = ids
+            if pool is not None:
+                extra["pool_ids"] = class_ids(pool["labels"])
+        if self.pairing == "nearest":
+            extra["features"] = inputs
+            if pool is not None:
+                extra["pool_features"] = pool["images"]
+            else:
+                static = keras.tree.flatten(inputs)[0].shape[0]
+                if isinstance(static, int) and static > 1:
+                    check_neighbors(self.neighbors, static)
+        pool_size = None
+        if pool is not None:
+            pool_size = K.batch_size(keras.tree.flatten(pool["images"])[0])
+        return sample_partners(
+            self.pairing, batch, seed, self.ways, self.neighbors,
+            pool_size=pool_size, **extra,
+        )
+
+    def _needs_labels_message(self):
+        return (
+            f"{type(self).__name__}(pairing={self.pairing!r}) pairs examples by "
+            "class, so it needs the labels: call layer(x, y) (or train it as a "
+            "MixupModel site, where the step passes them)."
+        )
+
+    def plan(self, inputs, seed, shards=1, context=None):
         """`sample_plan`, or the identity plan while mixing is disabled.
 
         With ``shards > 1`` (data parallelism on JAX, where the step sees
@@ -152,23 +220,33 @@ class BaseMixingLayer(keras.layers.Layer):
         device would have drawn for its own examples.
         """
         if shards == 1:
-            plan = self.sample_plan(inputs, seed)
+            plan = self.sample_plan(inputs, seed, context)
         else:
-            plan = self._sharded_plan(inputs, seed, shards)
+            plan = self._sharded_plan(inputs, seed, shards, context)
         return identity_where_off(plan, self._state("enabled") > 0.5)
 
-    def _sharded_plan(self, inputs, seed, shards):
+    def _sharded_plan(self, inputs, seed, shards, context=None):
         K = backend.ops()
         batch = keras.tree.flatten(inputs)[0].shape[0]
         size = batch // shards
         parts = []
         for s in range(shards):
             part = keras.tree.map_structure(lambda t: t[s * size:(s + 1) * size], inputs)
-            parts.append(self.sample_plan(part, fold_seed(seed, s)))
+            sub = None
+            if context is not None:
+                sub = {
+                    k: v if k == "partners" else keras.tree.map_structure(
+                        lambda t: t[s * size:(s + 1) * size], v
+                    )
+                    for k, v in context.items()
+                }
+            parts.append(self.sample_plan(part, fold_seed(seed, s), sub))
         plan = {
             "index": K.concat([p["index"] + s * size for s, p in enumerate(parts)], 0),
-            "lam": K.concat([p["lam"] for p in parts], 0),
         }
+        for key in ("lam", "weights", "found"):
+            if key in parts[0]:
+                plan[key] = K.concat([p[key] for p in parts], 0)
         if "mask" in parts[0]:
             masks = [p["mask"] for p in parts]
             masks = [K.broadcast_to(m, (size,) + tuple(m.shape[1:])) for m in masks]
@@ -207,81 +285,12 @@ class BaseMixingLayer(keras.layers.Layer):
         # λ ~ α/(α+β)·Beta(α+1, β) + β/(α+β)·Beta(β+1, α) gives
         # E[1 − λ] = 2αβ / ((α+β)(α+β+1)); α/(2α+1) when α = β.
         a, b = backend.ops().unstack(self._state("concentration"))
+        if self.ways > 2:
+            # k-way: the own weight is Beta(α, (k−1)α); weighted by itself
+            # (the loss term it scales), E[1 − λ] = (k−1)α / (kα + 1).
+            k = float(self.ways)
+            return self._state("enabled") * (k - 1.0) * a / (k * a + 1.0)
         return self._state("enabled") * 2.0 * a * b / ((a + b) * (a + b + 1.0))
-
-    def set_mixing_state(self, enabled=None, concentration=None):
-        """Sets ``enabled`` (bool) and/or ``concentration`` ``[α, β]``, the
-        values the compiled step and ``tf.data`` maps read in the graph
-        (used by `keras_mixup.callbacks.MixupSchedule`)."""
-        values = {}
-        if enabled is not None:
-            values["enabled"] = np.float32(1.0 if enabled else 0.0)
-        if concentration is not None:
-            values["concentration"] = np.asarray(concentration, "float32")
-        for name, value in values.items():
-            getattr(self, name).assign(value)
-            if name in self._tf_mirrors:
-                self._tf_mirrors[name].assign(value)
-
-    def _state(self, name):
-        """The layer variable ``name`` as the running op namespace reads it:
-        the Keras variable, or inside a ``tf.data`` graph under another
-        backend its TensorFlow mirror."""
-        variable = getattr(self, name)
-        if not backend.uses_tensorflow():
-            # JAX: the value (traced inside a step); the counter's variable.
-            return variable if name == "seed_state" else variable.value
-        if backend.keras_backend() == "tensorflow":
-            return variable
-        mirror = self._tf_mirrors.get(name)
-        if mirror is None:
-            tf = backend.require_tensorflow("Mixing in a tf.data pipeline")
-            value = keras.ops.convert_to_numpy(variable)
-            if name == "seed_state":
-                value = value.astype("int64")
-            with tf.init_scope():
-                mirror = tf.Variable(value, trainable=False, name=f"{self.name}_{name}")
-            self._tf_mirrors[name] = mirror
-        return mirror
-
-    def next_seed(self):
-        """A fresh stateless seed: the layer seed and a call counter."""
-        K = backend.ops()
-        state = self._state("seed_state")
-        if K.NAME == "tensorflow":
-            import tensorflow as tf
-
-            old = tf.raw_ops.RngReadAndSkip(
-                resource=state.handle if isinstance(state, tf.Variable) else state.value.handle,
-                alg=1,
-                delta=tf.constant(1, tf.uint64),
-            )
-            return tf.stack([tf.constant(self._base_seed, tf.int64), old[0]])
-        # JAX / PyTorch: a plain read-and-increment (calls are sequential);
-        # inside a jitted function Keras threads the variable's new value.
-        value = keras.ops.convert_to_tensor(state)
-        count = value[0]
-        if _traced_without_scope(count):
-            raise RuntimeError(self._bare_jit_message())
-        state.assign(value + keras.ops.array([1, 0, 0], "int32"))
-        return fold_seed(K.seed_from_int(self._base_seed), count)
-
-    def _bare_jit_message(self):
-        name = type(self).__name__
-        return (
-            f"{name} was called inside `jax.jit` (or another JAX "
-            "transformation) on its own variables: its call counter, which "
-            "gives every call a fresh plan, cannot change inside the "
-            "compiled function, so every call would reuse one plan. Compile "
-            "`layer.stateless_call(trainable_variables, "
-            "non_trainable_variables, x, y)` instead and carry the "
-            "non-trainable variables it returns into the next call (what a "
-            "JAX training loop does), call the layer outside `jax.jit`, map "
-            f"it over a tf.data pipeline (`ds.map({name}(...))`), or train "
-            "with `keras_mixup.MixupModel`."
-        )
-
-    # --------------------------------------------------------------- config
 
     def get_config(self):
         config = super().get_config()
@@ -291,6 +300,11 @@ class BaseMixingLayer(keras.layers.Layer):
                 "label_smoothing": self.label_smoothing,
                 "seed": self.seed,
                 "jit_compile": self.jit_compile,
+                "pairing": self.pairing,
+                "neighbors": self.neighbors,
+                "ways": self.ways,
+                "mix": self.mix,
+                "pairing_scope": self.pairing_scope,
             }
         )
         return config
@@ -301,13 +315,18 @@ class BaseMixingLayer(keras.layers.Layer):
 
     # ----------------------------------------------------------------- call
 
-    def call(self, inputs, labels=None, sample_weight=None, training=True):
+    def call(self, inputs, labels=None, sample_weight=None, training=True, partners=None):
         name = type(self).__name__
-        data, pack = boundary.unpack(name, inputs, labels, sample_weight)
+        data, pack = boundary.unpack(name, inputs, labels, sample_weight, partners)
         if "labels" not in data:
             scope = current_scope()
             if training and scope is None:
                 raise ValueError(boundary.missing_labels_message(name, inputs))
+            if "partners" in data:
+                raise ValueError(
+                    f"{name} got `partners` without labels; call "
+                    "layer(x, y, partners=(x_pool, y_pool))."
+                )
             if not training:
                 self._check_inputs(data["images"])
                 return self._cast_inputs(data["images"])
@@ -316,6 +335,7 @@ class BaseMixingLayer(keras.layers.Layer):
         data = self._prepare(data, training)
         if not training:
             # Nothing mixed, but the same dtypes and shapes as in training.
+            data.pop("partners", None)
             data["images"] = self._cast_inputs(data["images"])
             return pack(data)
         return pack(self._mix(data))
@@ -338,37 +358,11 @@ class BaseMixingLayer(keras.layers.Layer):
                 return self.call(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
-    def _jit(self, name):
-        """The method ``name``, XLA-compiled when ``jit_compile`` (cached).
-
-        TensorFlow only: under JAX the step (or the user's ``jax.jit`` of
-        ``stateless_call``) compiles the whole computation at once.
-        """
-        if not backend.uses_tensorflow() or not self.jit_compile:
-            return getattr(self, name)
-        key = (name, backend.keras_backend())
-        fn = self._compiled.get(key)
-        if fn is None:
-            import tensorflow as tf
-
-            fn = tf.function(getattr(self, name), jit_compile=True, autograph=False)
-            self._compiled[key] = fn
-        return fn
-
-    def _graph(self, name):
-        """The method ``name`` as a ``tf.function`` without XLA (cached;
-        shapes generalized after a second signature)."""
-        key = (name, backend.keras_backend(), "graph")
-        fn = self._compiled.get(key)
-        if fn is None:
-            import tensorflow as tf
-
-            fn = tf.function(getattr(self, name), autograph=False, reduce_retracing=True)
-            self._compiled[key] = fn
-        return fn
-
-    def compute_output_spec(self, inputs, labels=None, sample_weight=None, training=True):
-        data, pack = boundary.unpack(type(self).__name__, inputs, labels, sample_weight)
+    def compute_output_spec(
+        self, inputs, labels=None, sample_weight=None, training=True, partners=None
+    ):
+        data, pack = boundary.unpack(type(self).__name__, inputs, labels, sample_weight, partners)
+        data.pop("partners", None)
         # Refuse what cannot be mixed when the model is built, not at fit().
         self._check_inputs(data["images"])
         out = dict(data)
@@ -406,6 +400,7 @@ class BaseMixingLayer(keras.layers.Layer):
         """
         name = type(self).__name__
         out = dict(data)
+        pool = out.pop("partners", None)
         out["labels"] = boundary.to_soft_labels(
             data["labels"], self.num_classes, self.label_smoothing if training else 0.0
         )
@@ -424,6 +419,8 @@ class BaseMixingLayer(keras.layers.Layer):
             boundary.check_value(masks, "segmentation_masks", name)
             out["segmentation_masks"] = self._check_segmentation_masks(masks, out["images"])
         boundary.check_batch_sizes(name, out)
+        if pool is not None:
+            out["partners"] = pools.prepare(self, pool, out, training)
         return out
 
     def _check_segmentation_masks(self, masks, images):
@@ -447,24 +444,33 @@ class BaseMixingLayer(keras.layers.Layer):
         value, is an XLA program (with ``jit_compile``): one fused pass
         over the data, which compiles in about 50 ms.
         """
+        context = {}
+        if self._label_aware():
+            context["labels"] = data["labels"]
+        if "partners" in data:
+            context["partners"] = data["partners"]
         if backend.uses_tensorflow() and backend.ops().executing_eagerly():
             # Eagerly, one graph call rather than ~100 ops one by one.
-            plan = self._graph("_sample_plan_parts")(data["images"])
+            plan = self._graph("_sample_plan_parts")(data["images"], context)
         else:
-            plan = self._sample_plan_parts(data["images"])
+            plan = self._sample_plan_parts(data["images"], context)
+        if hasattr(self, "unpaired"):
+            self._add_unpaired(self._unpaired_delta(plan.get("found")))
         return self._jit("_cast_and_apply")(plan, data)
 
-    def _sample_plan_parts(self, inputs):
-        return self._plan_parts(inputs, self.next_seed())
+    def _sample_plan_parts(self, inputs, context=None):
+        return self._plan_parts(inputs, self.next_seed(), context)
 
-    def _plan_parts(self, inputs, seed):
+    def _plan_parts(self, inputs, seed, context=None):
         """`plan` less its parts the size of the inputs (a CutMix mask),
         which `_full_plan` adds inside the XLA program that applies it."""
-        return identity_where_off(self._sample_parts(inputs, seed), self._state("enabled") > 0.5)
+        return identity_where_off(
+            self._sample_parts(inputs, seed, context), self._state("enabled") > 0.5
+        )
 
-    def _sample_parts(self, inputs, seed):
+    def _sample_parts(self, inputs, seed, context=None):
         """`sample_plan` less its parts the size of the inputs."""
-        return self.sample_plan(inputs, seed)
+        return self.sample_plan(inputs, seed, context)
 
     def _full_plan(self, parts, inputs):
         """The plan of `_sample_parts`' ``parts``."""
@@ -475,88 +481,11 @@ class BaseMixingLayer(keras.layers.Layer):
         # Inputs come out in the compute dtype; in the XLA program the cast
         # fuses with the mixing.
         data["images"] = self._cast_inputs(data["images"])
+        if "partners" in data:
+            pool = dict(data["partners"])
+            pool["images"] = self._cast_inputs(pool["images"])
+            data["partners"] = pool
         return self.apply_plan(self._full_plan(plan, data["images"]), data)
-
-    def _site_call(self, inputs, scope):
-        """Mixes a hidden state (or the input) as a site of a MixupModel.
-
-        Only the site chosen for this step samples and applies a plan (in a
-        ``tf.cond``, so the others cost nothing); every site reports its
-        plan — the identity when not chosen — for the labels.
-        """
-        K = backend.ops()
-        site = scope.site_id(self)
-        self._check_inputs(inputs)
-        x = keras.tree.map_structure(lambda t: K.cast(t, self.compute_dtype), inputs)
-        if scope.clean:
-            return x
-        batch = K.batch_size(keras.tree.flatten(x)[0])
-        seed = fold_seed(scope.seed, site)
-
-        def mix():
-            if K.NAME == "tensorflow" and scope.shards == 1:
-                out, plan = self._mix_site(x, seed)
-            else:
-                plan = self.plan(keras.tree.flatten(x)[0], seed, scope.shards)
-                out = self.mix_inputs(plan, x)
-            return out, plan["index"], plan["lam"]
-
-        def keep():
-            return x, K.range(batch, dtype="int32"), K.ones([batch], "float32")
-
-        if len(scope.site_ids) == 1:
-            out, index, lam = mix()
-        else:
-            out, index, lam = K.cond(scope.choice == site, mix, keep)
-        scope.record(site, index, lam)
-        return out
-
-    def _mix_site(self, x, seed):
-        """Samples a plan and mixes ``x`` with it in one compiled call
-        (TensorFlow's fast path; JAX compiles the whole step anyway).
-
-        One XLA program (with ``jit_compile``) samples the plan and blends
-        in a single pass over the data, instead of a gather and three
-        element-wise ops in the step: in a train step without XLA that is
-        what keeps input mixup near the plain step time. Its gradient is
-        the blend's transpose, ``w·g + Σ_{i: index_i = j} (1 − w_i)·g_i``;
-        the plan carries none (λ reads the ``concentration`` weight).
-        """
-        import tensorflow as tf
-
-        leaves = tf.nest.flatten(x)
-        plans = []
-
-        @tf.custom_gradient
-        def mixed(*leaves):
-            out, plan = self._jit("_sample_and_mix")(list(leaves), seed)
-            plans.append(plan)
-
-            def grad(*upstream):
-                # An op of this graph takes the plan first (a tf.cond's
-                # gradient branch can only capture it that way).
-                saved = tf.nest.map_structure(tf.identity, plan)
-                return self._jit("_mix_transpose")(saved, list(upstream))
-
-            return out, grad
-
-        out = mixed(*leaves)
-        plan = tf.nest.map_structure(tf.stop_gradient, plans[0])
-        return tf.nest.pack_sequence_as(x, tf.nest.flatten(out)), plan
-
-    def _sample_and_mix(self, leaves, seed):
-        plan = self.plan(leaves[0], seed)
-        return self._blend_leaves(plan, leaves), plan
-
-    def _mix_transpose(self, plan, upstream):
-        K = backend.ops()
-        index = plan["index"]
-        out = []
-        for g, w in zip(upstream, self._leaf_weights(plan, upstream)):
-            w = K.cast(w, g.dtype)
-            partner = K.segment_sum((1 - w) * g, index, K.batch_size(g))
-            out.append(w * g + partner)
-        return out
 
     def _leaf_weights(self, plan, leaves):
         """Each leaf's blend weight: the mask, or λ reshaped to its rank."""
@@ -565,39 +494,62 @@ class BaseMixingLayer(keras.layers.Layer):
             return [mask] * len(leaves)
         return [per_example(plan["lam"], backend.rank(t)) for t in leaves]
 
-    def _blend_leaves(self, plan, leaves):
+    def _blend_leaves(self, plan, leaves, sources=None):
+        sources = sources or [None] * len(leaves)
+        if "weights" in plan:  # k-way
+            return [
+                blend_ways(t, plan["index"], plan["lam"], plan["weights"], s)
+                for t, s in zip(leaves, sources)
+            ]
         # A mask is copied, not blended: a select, so a NaN or Inf in one
         # example reaches only the pixels it gives its partner.
         select = "mask" in plan
         return [
-            blend(t, plan["index"], w, select=select)
-            for t, w in zip(leaves, self._leaf_weights(plan, leaves))
+            blend(t, plan["index"], w, select=select, source=s)
+            for t, w, s in zip(leaves, self._leaf_weights(plan, leaves), sources)
         ]
 
-    def mix_inputs(self, plan, inputs):
-        """Applies a plan to the inputs (a tensor or a nest of tensors)."""
-        leaves = [backend.ops().convert_to_tensor(t) for t in keras.tree.flatten(inputs)]
-        return keras.tree.pack_sequence_as(inputs, self._blend_leaves(plan, leaves))
+    def mix_inputs(self, plan, inputs, source=None):
+        """Applies a plan to the inputs (a tensor or a nest of tensors);
+        partners from ``source`` (a pool shaped like the inputs) if given."""
+        K = backend.ops()
+        leaves = [K.convert_to_tensor(t) for t in keras.tree.flatten(inputs)]
+        sources = None if source is None else keras.tree.flatten(source)
+        return keras.tree.pack_sequence_as(inputs, self._blend_leaves(plan, leaves, sources))
+
+    def _mix_targets(self, plan, y, source=None):
+        """Mixes a label-like tensor with the plan's per-example weights."""
+        if "weights" in plan:
+            return blend_ways(y, plan["index"], plan["lam"], plan["weights"], source)
+        return blend(y, plan["index"], per_example(plan["lam"], backend.rank(y)), source=source)
 
     def apply_plan(self, plan, data):
-        """Applies one plan to every entry of the normalized data dict."""
-        index, lam = plan["index"], plan["lam"]
+        """Applies one plan to every entry of the normalized data dict
+        (inputs unless ``mix="labels"``; labels, sample weights and
+        segmentation masks unless ``mix="inputs"``)."""
         out = dict(data)
+        pool = out.pop("partners", None) or {}
         mask = plan.get("mask")
-        out["images"] = self.mix_inputs(plan, data["images"])
+        if self.mix != "labels":
+            out["images"] = self.mix_inputs(plan, data["images"], pool.get("images"))
+        if self.mix == "inputs":
+            return out
+        labels = pool.get("labels")
         out["labels"] = keras.tree.map_structure(
-            lambda y: blend(y, index, per_example(lam, backend.rank(y))), data["labels"]
+            lambda y, s: self._mix_targets(plan, y, s),
+            data["labels"],
+            labels if labels is not None else keras.tree.map_structure(lambda _: None, data["labels"]),
         )
         if "sample_weight" in data:
             sw = data["sample_weight"]
-            out["sample_weight"] = blend(sw, index, per_example(lam, backend.rank(sw)))
+            out["sample_weight"] = self._mix_targets(plan, sw, pools.pool_weights(pool, sw))
         if "segmentation_masks" in data:
             seg = data["segmentation_masks"]
             if mask is None:
-                weight = per_example(lam, backend.rank(seg))
+                out["segmentation_masks"] = self._mix_targets(plan, seg)
             else:
                 weight = self._mask_for(mask, backend.rank(seg))
-            out["segmentation_masks"] = blend(seg, index, weight, select=mask is not None)
+                out["segmentation_masks"] = blend(seg, plan["index"], weight, select=True)
         return out
 
     def _mask_for(self, mask, rank):

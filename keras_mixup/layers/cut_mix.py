@@ -7,11 +7,8 @@ from keras_mixup.layers import inputs as boundary
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import _bounds_mask, _box_bounds, _segment_bounds
-from keras_mixup.ops.random import (
-    fold_seed,
-    random_permutation,
-    sample_beta,
-)
+from keras_mixup.ops.plans import identity_where_off
+from keras_mixup.ops.random import fold_seed, sample_beta
 
 
 def standardize_data_format(data_format):
@@ -62,6 +59,13 @@ class CutMix(BaseMixingLayer):
             to ``keras.config.image_data_format()``. For sequences,
             channels-first means ``(B, D, T)``.
         seed: int for a reproducible stream of plans, or None.
+        pairing, neighbors, mix, pairing_scope: who each example takes its
+            box from (default: a random other example), and what is mixed;
+            as for `MixUp`. ``pairing="nearest"`` measures distance on the
+            whole image. Without an eligible partner (label-aware
+            pairings) an example is not cut.
+        ways: must be 2 (a cut takes each pixel from one of two images);
+            for k-way mixing use ``MixUp(ways=k)``.
         jit_compile: apply the plan as one XLA program (default; see `MixUp`).
         **kwargs: ``keras.layers.Layer`` arguments such as ``name`` and
             ``dtype``.
@@ -85,12 +89,22 @@ class CutMix(BaseMixingLayer):
         label_smoothing=0.0,
         data_format=None,
         seed=None,
+        pairing="derangement",
+        neighbors=1,
+        mix="both",
+        pairing_scope="replica",
+        ways=2,
         **kwargs,
     ):
         super().__init__(
             num_classes=num_classes,
             label_smoothing=label_smoothing,
             seed=seed,
+            pairing=pairing,
+            neighbors=neighbors,
+            mix=mix,
+            pairing_scope=pairing_scope,
+            ways=ways,
             **kwargs,
         )
         self._set_concentration(alpha, beta)
@@ -170,10 +184,13 @@ class CutMix(BaseMixingLayer):
             return list(range(1, rank - 1))
         return list(range(2, rank))
 
-    def sample_plan(self, inputs, seed):
-        return self._full_plan(self._sample_parts(inputs, seed), inputs)
+    # A cut takes each value from one of two sources.
+    _max_ways = 2
 
-    def _sample_parts(self, inputs, seed):
+    def sample_plan(self, inputs, seed, context=None):
+        return self._full_plan(self._sample_parts(inputs, seed, context), inputs)
+
+    def _sample_parts(self, inputs, seed, context=None):
         """The plan with the cuts as bounds (``"bounds"``, int32 ``(4, N)``
         or ``(2, N)``) in place of the input-sized ``"mask"``."""
         K = backend.ops()
@@ -187,11 +204,16 @@ class CutMix(BaseMixingLayer):
             bounds, kept = _box_bounds(sizes[0], sizes[1], lam, fold_seed(seed, 3))
         else:
             bounds, kept = _segment_bounds(sizes[0], lam, fold_seed(seed, 3))
-        return {
-            "index": random_permutation(batch, seed),
+        index, found = self._partners(inputs, seed, context)
+        plan = {
+            "index": index,
             "lam": kept if self.per_sample else K.broadcast_to(kept, [batch]),
             "bounds": bounds,
         }
+        if found is not None:  # no partner: no cut
+            plan = identity_where_off(plan, found)
+            plan["found"] = found
+        return plan
 
     def _sizes(self, inputs):
         return [backend.dim(inputs, a) for a in self._spatial_axes(backend.rank(inputs))]

@@ -46,14 +46,27 @@ def _find(data, canonical, name):
     return present[0] if present else None
 
 
-def unpack(name, inputs, labels, sample_weight):
+def unpack(name, inputs, labels, sample_weight, partners=None):
     """Normalizes a call to ``(data, pack)``.
 
     ``data`` is a dict with canonical keys (``"images"`` always; the others
-    when given); ``pack(out)`` returns the results in the form and with the
-    keys of the call. Dict keys that are not mixed (an ``"id"``, a
-    ``"file_name"``) are passed through unchanged.
+    when given; ``"partners"``, a pool of partners, as given); ``pack(out)``
+    returns the results in the form and with the keys of the call. Dict
+    keys that are not mixed (an ``"id"``, a ``"file_name"``) are passed
+    through unchanged; a pool is consumed.
     """
+    data, pack = _unpack(name, inputs, labels, sample_weight)
+    if partners is not None:
+        if "partners" in data:
+            raise ValueError(
+                f"{name} got partners both as the 'partners' key and as the "
+                "`partners` argument; pass one."
+            )
+        data["partners"] = partners
+    return data, pack
+
+
+def _unpack(name, inputs, labels, sample_weight):
     if labels is None and isinstance(inputs, dict):
         keys = {c: _find(inputs, c, name) for c in ALIASES}
         if keys["labels"] is not None:
@@ -105,7 +118,9 @@ def _unpack_dict(name, inputs, keys, sample_weight):
             "with `num_classes` a dict of the same keys."
         )
     data = {c: inputs[k] for c, k in keys.items() if k is not None}
-    order = list(inputs)
+    if "partners" in inputs:
+        data["partners"] = inputs["partners"]
+    order = [k for k in inputs if k != "partners"]
 
     def pack(out):
         back = {k: out[c] for c, k in keys.items() if k is not None and c in out}

@@ -4,11 +4,8 @@ import keras
 
 from keras_mixup import backend
 from keras_mixup.layers.base import BaseMixingLayer
-from keras_mixup.ops.random import (
-    fold_seed,
-    random_permutation,
-    sample_beta,
-)
+from keras_mixup.ops.mixing import drop_unfound
+from keras_mixup.ops.random import fold_seed, sample_beta, sample_dirichlet
 
 
 def check_per_sample(per_sample):
@@ -21,11 +18,23 @@ def check_per_sample(per_sample):
 class MixUp(BaseMixingLayer):
     """Mixup: trains on convex combinations of pairs of examples and labels.
 
-    Each example ``i`` is mixed with a partner ``π(i)`` drawn by a random
-    permutation of the batch: ``x̃ = λ·x + (1 − λ)·x[π]`` and
-    ``ỹ = λ·y + (1 − λ)·y[π]``, with ``λ ~ Beta(alpha, beta)`` the weight of
-    the example's own data (Zhang et al., "mixup: Beyond Empirical Risk
-    Minimization", ICLR 2018).
+    Each example ``i`` is mixed with a partner ``π(i)``:
+    ``x̃ = λ·x + (1 − λ)·x[π]`` and ``ỹ = λ·y + (1 − λ)·y[π]``, with
+    ``λ ~ Beta(alpha, beta)`` the weight of the example's own data (Zhang et
+    al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018). With
+    ``ways=k`` each example is mixed with ``k − 1`` distinct partners,
+    ``x̃ = w₀·x + Σⱼ wⱼ·x[πⱼ]`` with ``w ~ Dirichlet(alpha, …, alpha)``
+    (labels alike).
+
+    Partners are chosen by ``pairing``: by default a uniformly random
+    *other* example (a random cyclic order of the batch, so no example is
+    its own partner and each is used as a partner once); the papers'
+    ``randperm`` (``"permutation"``, about one example per batch left
+    unmixed), timm's ``"flip"``, torchvision's ``"roll"``, label-aware
+    ``"same_class"``/``"other_class"`` and ``"nearest"`` (``neighbors=k``)
+    are the alternatives — see `keras_mixup.ops.pairing`. A pool of
+    partners that are not in the batch (``partners=(x_pool, y_pool)``)
+    replaces the batch as the source of partners.
 
     Works on any batched float input of rank >= 2 — tabular ``(B, D)``,
     sequences ``(B, T, D)``, images, video — and on nests (dicts, tuples) of
@@ -40,6 +49,9 @@ class MixUp(BaseMixingLayer):
     - ``layer(x, y)`` -> ``(x̃, ỹ)``
     - ``layer(x, y, sample_weight)`` -> ``(x̃, ỹ, w̃)``, with
       ``w̃ = λ·w + (1 − λ)·w[π]``
+    - ``layer(x, y, partners=(x_pool, y_pool))`` -> ``(x̃, ỹ)``, partners
+      drawn from the pool (a pool's entries count with weight 1 when the
+      batch is weighted, unless given as ``(x_pool, y_pool, w_pool)``)
     - ``layer({"images": x, "labels": y, ...})`` -> a dict with the same
       keys; ``"sample_weight"`` and float (one-hot) ``"segmentation_masks"``
       are mixed with the same plan. tensorflow-datasets' keys work as they
@@ -76,6 +88,20 @@ class MixUp(BaseMixingLayer):
         num_classes: number of classes; needed when labels are integer ids.
         label_smoothing: in [0, 1), applied to class labels before mixing.
         seed: int for a reproducible stream of plans, or None.
+        ways: examples per mixed example (default 2). ``ways > 2`` draws
+            Dirichlet(alpha, …) weights (``beta`` must be unset); Zhang et
+            al. report no gain from three or more.
+        pairing: ``"derangement"`` (default), ``"permutation"``, ``"flip"``,
+            ``"roll"``, ``"same_class"``, ``"other_class"`` or ``"nearest"``.
+            A label-aware pairing leaves an example unmixed when the batch
+            holds no eligible partner; ``layer.unpaired_fraction()`` says
+            how often that happened.
+        neighbors: with ``pairing="nearest"``, the partner is drawn among
+            this many nearest examples (default 1: the nearest).
+        mix: ``"both"`` (default), ``"inputs"`` (labels and weights stay
+            the example's own) or ``"labels"`` (inputs stay, labels mix).
+        pairing_scope: ``"replica"`` (default) or ``"global"`` (partners
+            from the whole global batch under a distribution).
         jit_compile: apply the plan (gather, blend, cast) as one XLA
             program (default True): one pass over the batch, 2–7× faster on
             large images, for ~60 ms of compiling per input shape.
@@ -106,15 +132,30 @@ class MixUp(BaseMixingLayer):
         num_classes=None,
         label_smoothing=0.0,
         seed=None,
+        ways=2,
+        pairing="derangement",
+        neighbors=1,
+        mix="both",
+        pairing_scope="replica",
         **kwargs,
     ):
         super().__init__(
             num_classes=num_classes,
             label_smoothing=label_smoothing,
             seed=seed,
+            ways=ways,
+            pairing=pairing,
+            neighbors=neighbors,
+            mix=mix,
+            pairing_scope=pairing_scope,
             **kwargs,
         )
         self._set_concentration(alpha, beta)
+        if self.ways > 2 and self.beta is not None:
+            raise ValueError(
+                f"ways={self.ways} draws symmetric Dirichlet(alpha, …, alpha) "
+                "weights; `beta` is for two-way mixing. Leave beta unset."
+            )
         self.per_sample = check_per_sample(per_sample)
         if not keras.backend.is_float_dtype(self.compute_dtype):
             raise ValueError(
@@ -144,13 +185,21 @@ class MixUp(BaseMixingLayer):
                 "really are numbers (uint8 images are accepted as they are)."
             )
 
-    def sample_plan(self, inputs, seed):
+    def sample_plan(self, inputs, seed, context=None):
         K = backend.ops()
         batch = K.batch_size(keras.tree.flatten(inputs)[0])
         n = batch if self.per_sample else 1
+        index, found = self._partners(inputs, seed, context)
         alpha, beta = K.unstack(self._state("concentration"))
-        lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
-        return {
-            "index": random_permutation(batch, seed),
-            "lam": lam if self.per_sample else K.broadcast_to(lam, [batch]),
-        }
+        if self.ways == 2:
+            lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
+            plan = {
+                "index": index,
+                "lam": lam if self.per_sample else K.broadcast_to(lam, [batch]),
+            }
+        else:
+            w = sample_dirichlet([n], self.ways, alpha, seed=fold_seed(seed, 1))
+            if not self.per_sample:
+                w = K.broadcast_to(w, [batch, self.ways])
+            plan = {"index": index, "lam": w[:, 0], "weights": w[:, 1:]}
+        return drop_unfound(plan, found)

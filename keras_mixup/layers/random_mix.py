@@ -5,10 +5,11 @@ import numbers
 import keras
 
 from keras_mixup import backend
-from keras_mixup.layers.base import BaseMixingLayer, identity_where_off
+from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.cut_mix import CutMix
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import per_example
+from keras_mixup.ops.plans import as_columns, identity_where_off
 from keras_mixup.ops.random import check_weights, choose, fold_seed, uniform
 
 _EXACT_MIXERS = (CutMix,)
@@ -41,6 +42,10 @@ class RandomMix(BaseMixingLayer):
         per_sample: decide the mixer and whether to mix per example instead
             of per batch (the default, timm's "batch" mode).
         seed: int for a reproducible stream, or None.
+        mix, pairing_scope: what is mixed and where partners come from, as
+            for `MixUp` (each mixer pairs by its own ``pairing``; mixers
+            with different ``ways`` can be combined, but a CutMix only with
+            two-way mixers).
         jit_compile: apply the plan as one XLA program (default; see `MixUp`).
         **kwargs: ``keras.layers.Layer`` arguments.
 
@@ -101,6 +106,14 @@ class RandomMix(BaseMixingLayer):
             **kwargs,
         )
         self.mixers = mixers
+        if self._label_aware():
+            self._init_unpaired()
+        if self._partner_count() > 1 and any(m._max_ways == 2 for m in mixers):
+            raise ValueError(
+                "A RandomMix cannot combine a CutMix (two-way masks) with a "
+                f"k-way mixer (ways={self._partner_count() + 1}); use two-way "
+                "mixers, or k-way MixUp layers only."
+            )
         self._format = formats.pop() if formats else "channels_last"
         self.mixer_weights = check_weights(weights, len(mixers), "weights", "mixer")
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (
@@ -124,9 +137,15 @@ class RandomMix(BaseMixingLayer):
     def _data_format(self):
         return self._format
 
+    def _label_aware(self):
+        return any(m._label_aware() for m in getattr(self, "mixers", []))
+
+    def _partner_count(self):
+        return max(m._partner_count() for m in self.mixers)
+
     def get_config(self):
         config = super().get_config()
-        for key in ("num_classes", "label_smoothing"):
+        for key in ("num_classes", "label_smoothing", "pairing", "neighbors", "ways"):
             config.pop(key)
         config.update(
             {
@@ -153,20 +172,20 @@ class RandomMix(BaseMixingLayer):
         mean = sum(w * (p / total) for w, p in zip(weights, self.mixer_weights))
         return self._state("enabled") * self.rate * mean
 
-    def sample_plan(self, inputs, seed):
-        return self._full_plan(self._sample_parts(inputs, seed), inputs)
+    def sample_plan(self, inputs, seed, context=None):
+        return self._full_plan(self._sample_parts(inputs, seed, context), inputs)
 
-    def _plan_parts(self, inputs, seed):
+    def _plan_parts(self, inputs, seed, context=None):
         # While mixing is disabled, no example is mixed.
-        return self._sample_parts(inputs, seed, self._state("enabled") > 0.5)
+        return self._sample_parts(inputs, seed, context, self._state("enabled") > 0.5)
 
-    def _sample_parts(self, inputs, seed, enabled=None):
+    def _sample_parts(self, inputs, seed, context=None, enabled=None):
         """The plan, with the mixers' masks left as their parts (a CutMix's
         cut bounds) under ``"parts"`` for `_full_plan`."""
         K = backend.ops()
         batch = K.batch_size(keras.tree.flatten(inputs)[0])
         subs = [
-            m._sample_parts(inputs, fold_seed(seed, 100 + i))
+            m._sample_parts(inputs, fold_seed(seed, 100 + i), context)
             for i, m in enumerate(self.mixers)
         ]
         n = batch if self.per_sample else 1
@@ -177,17 +196,42 @@ class RandomMix(BaseMixingLayer):
         if enabled is not None:
             mix = mix & enabled
         onehot = K.one_hot(choice, len(subs))  # (B, K)
-
-        stacked = K.stack([p["index"] for p in subs], axis=1)  # (B, K)
-        index = K.gather_rows(stacked, choice)
-        lam = K.reduce_sum(K.stack([p["lam"] for p in subs], 1) * onehot, 1)
+        partners = self._partner_count()
+        if partners == 1:
+            stacked = K.stack([p["index"] for p in subs], axis=1)  # (B, K)
+            plan = {"index": K.gather_rows(stacked, choice)}
+        else:  # k-way: every mixer's plan as (B, partners) columns
+            cols = [as_columns(p, partners) for p in subs]
+            pick = K.expand_dims(K.cast(onehot, "int32"), 2)  # (B, K, 1)
+            plan = {
+                "index": K.reduce_sum(K.stack([c["index"] for c in cols], 1) * pick, 1),
+                "weights": K.reduce_sum(
+                    K.stack([c["weights"] for c in cols], 1) * K.cast(pick, "float32"), 1
+                ),
+            }
+        plan["lam"] = K.reduce_sum(K.stack([p["lam"] for p in subs], 1) * onehot, 1)
+        if any("found" in p for p in subs):
+            found = []
+            for p in subs:
+                f = p["found"] if "found" in p else K.ones_like(p["lam"]) > 0
+                if partners > 1:
+                    f = as_columns(dict(p, found=f), partners)["found"]
+                found.append(K.cast(f, "int32"))
+            found = K.stack(found, 1)  # (B, K) or (B, K, partners)
+            if partners == 1:
+                plan["found"] = K.gather_rows(found, choice) > 0
+            else:
+                plan["found"] = K.reduce_sum(found * pick, 1) > 0
         # Examples that are not mixed (probability 1 - rate) keep themselves.
-        plan = identity_where_off({"index": index, "lam": lam}, mix)
+        plan = identity_where_off(plan, mix)
         if any("mask" in p or "bounds" in p for p in subs):
             plan["parts"] = {
                 "onehot": onehot,
                 "mix": mix,
-                "mixers": [{k: v for k, v in p.items() if k != "index"} for p in subs],
+                "mixers": [
+                    {k: v for k, v in p.items() if k not in ("index", "found")}
+                    for p in subs
+                ],
             }
         return plan
 
