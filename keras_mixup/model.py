@@ -15,7 +15,8 @@ from keras_mixup import losses as loss_info
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.sites import MixingScope
 from keras_mixup.ops.labels import is_class_ids
-from keras_mixup.ops.mixing import blend, per_example
+from keras_mixup.ops.mixing import blend, blend_ways, partner_columns, per_example
+from keras_mixup.ops.pairing import class_ids
 from keras_mixup.ops.random import check_seed, check_weights, choose, fold_seed
 from keras_mixup.regularizers import MixupE
 
@@ -88,7 +89,8 @@ class MixupModel(keras.Model):
     - one-hot, soft and multi-hot float labels (and float regression
       targets) are mixed, ``ỹ = λ·y + (1 − λ)·y[π]``, and come out float32;
     - integer class ids ``(B,)`` / ``(B, 1)`` stay integers: the loss is
-      interpolated, ``λ·L(y, ŷ) + (1 − λ)·L(y[π], ŷ)``, which equals the loss
+      interpolated, ``λ·L(y, ŷ) + (1 − λ)·L(y[π], ŷ)`` (k-way sites:
+      ``w₀·L(y, ŷ) + Σⱼ wⱼ·L(y[πⱼ], ŷ)``), which equals the loss
       on the mixed one-hot target for cross-entropy — without building a
       ``(B, classes)`` tensor, for every loss reduction (with
       ``"mean_with_sample_weight"`` the two terms are renormalized by
@@ -102,6 +104,12 @@ class MixupModel(keras.Model):
     the dominant source), for integer labels the label of the dominant
     source (``y`` where ``λ >= 0.5``, else ``y[π]``). Validation metrics
     see unmixed data.
+
+    Sites pair as they are configured (``pairing=``, ``ways=``, ``mix=``):
+    label-aware pairings get the step's labels, ``"nearest"`` measures
+    distance in the site's representation, and ``pairing_scope="global"``
+    draws partners from the whole global batch under ``tf.distribute`` or
+    ``keras.distribution``.
 
     Randomness: each step's seed is derived from ``seed``, the optimizer's
     iteration count and the replica id, so the same seed repeats a run, a
@@ -234,13 +242,34 @@ class MixupModel(keras.Model):
         if K.NAME == "tensorflow":
             import tensorflow as tf
 
-            seed = fold_seed(K.seed_from_int(self._base_seed), tf.cast(iterations, tf.int64))
+            seed = self._shared_seed()
             replica = tf.distribute.get_replica_context()
             replica_id = 0 if replica is None else replica.replica_id_in_sync_group
             return fold_seed(seed, tf.cast(replica_id, tf.int64))
         # JAX: one program for the global batch; devices differ through the
         # shards of the plan (see `_num_shards`), not through the seed.
         return fold_seed(K.seed_from_int(self._base_seed), K.convert_to_tensor(iterations))
+
+    def _shared_seed(self):
+        """The step's seed before the replica is folded in (TensorFlow)."""
+        import tensorflow as tf
+
+        iterations = tf.cast(self.optimizer.iterations, tf.int64)
+        return fold_seed(backend.ops().seed_from_int(self._base_seed), iterations)
+
+    def _global_replicas(self):
+        """The replica context when a site pairs across the global batch
+        under tf.distribute with several replicas; None otherwise."""
+        if backend.keras_backend() != "tensorflow":
+            return None
+        if not any(s.pairing_scope == "global" for s in self.sites):
+            return None
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return None
+        return context
 
     @staticmethod
     def _num_shards(x):
@@ -271,52 +300,82 @@ class MixupModel(keras.Model):
             return weights[0]
         return K.gather(K.stack(weights), choice)
 
-    def mix_targets(self, plan, y, sample_weight):
+    def mix_targets(self, plan, y, sample_weight, source=None):
         """Mixed labels for the loss and the metrics, and mixed weights.
 
-        Returns ``(y_own, y_partner, y_metric, sample_weight)``: float label
-        leaves are mixed (and equal in both ``y_own`` and ``y_partner``);
-        integer class ids stay unmixed in ``y_own`` and are paired in
-        ``y_partner``, for loss interpolation.
+        ``plan`` is a label plan (``index``, ``lam`` and, k-way,
+        ``weights``). Returns ``(y_own, y_partners, y_metric,
+        sample_weight)``: float label leaves are mixed (and ``y_partners``,
+        one structure per partner column, holds that same mixed target);
+        integer class ids stay unmixed in ``y_own`` and are gathered per
+        partner in ``y_partners``, for loss interpolation. ``source``:
+        ``(y, sample_weight)`` of the whole global batch when the plan's
+        partner ids are global (``pairing_scope="global"``).
         """
         K = backend.ops()
-        index, lam = plan
+        lam = plan["lam"]
+        index, weights = partner_columns(plan)
+        kway = "weights" in plan
+        y_source, w_source = (y, sample_weight) if source is None else source
 
-        def own(t):
+        def mix(t, src):
+            if kway:
+                return blend_ways(t, plan["index"], lam, plan["weights"], src)
+            return blend(t, plan["index"], per_example(lam, backend.rank(t)), source=src)
+
+        def own(t, src):
             t = K.convert_to_tensor(t)
             if is_class_ids(t):
                 return t
             t = K.cast(t, "float32")
-            return blend(t, index, per_example(lam, backend.rank(t)))
+            return mix(t, None if source is None else K.cast(src, "float32"))
 
-        def partner(t, mixed):
-            t = K.convert_to_tensor(t)
-            return K.gather(t, index) if is_class_ids(t) else mixed
+        def partner(j):
+            def get(src, mixed):
+                src = K.convert_to_tensor(src)
+                return K.gather(src, index[:, j]) if is_class_ids(src) else mixed
 
-        def dominant(t, mixed):
-            t = K.convert_to_tensor(t)
+            return get
+
+        def dominant(t, src, mixed):
+            t, src = K.convert_to_tensor(t), K.convert_to_tensor(src)
             if not is_class_ids(t):
                 return mixed
-            keep = per_example(lam >= 0.5, backend.rank(t))
-            return K.where(keep, t, K.gather(t, index))
+            if not kway:
+                keep = per_example(lam >= 0.5, backend.rank(t))
+                return K.where(keep, t, K.gather(src, index[:, 0]))
+            # The source with the largest weight (the example on ties).
+            best = K.argmax(K.concat([K.expand_dims(lam, 1), weights], 1), axis=1)
+            flat = K.reshape(src, [-1])
+            sources = K.stack(
+                [K.reshape(t, [-1])]
+                + [K.gather(flat, index[:, j]) for j in range(backend.dim(index, 1))],
+                1,
+            )
+            return K.reshape(K.gather_rows(sources, best), K.shape(t))
 
-        y_own = keras.tree.map_structure(own, y)
-        y_partner = keras.tree.map_structure(partner, y, y_own)
-        y_metric = keras.tree.map_structure(dominant, y, y_own)
+        y_own = keras.tree.map_structure(own, y, y_source)
+        y_partners = [
+            keras.tree.map_structure(partner(j), y_source, y_own)
+            for j in range(backend.dim(index, 1))
+        ]
+        y_metric = keras.tree.map_structure(dominant, y, y_source, y_own)
         if sample_weight is not None:
             sample_weight = keras.tree.map_structure(
-                lambda w: blend(
-                    K.cast(w, "float32"), index, per_example(lam, backend.rank(w))
+                lambda w, src: mix(
+                    K.cast(w, "float32"), None if source is None else K.cast(src, "float32")
                 ),
                 sample_weight,
+                w_source,
             )
-        return y_own, y_partner, y_metric, sample_weight
+        return y_own, y_partners, y_metric, sample_weight
 
-    def compute_mixed_loss(self, x, y_own, y_partner, y_pred, sample_weight, lam):
-        """The training loss on mixed targets (interpolated for class ids)."""
+    def compute_mixed_loss(self, x, y_own, y_partners, y_pred, sample_weight, plan):
+        """The training loss on mixed targets (interpolated for class ids:
+        ``λ·L(y, ŷ) + Σⱼ wⱼ·L(y[πⱼ], ŷ)``)."""
         interpolate = any(
             o is not p
-            for o, p in zip(keras.tree.flatten(y_own), keras.tree.flatten(y_partner))
+            for o, p in zip(keras.tree.flatten(y_own), keras.tree.flatten(y_partners[0]))
         )
         if not interpolate:
             return self._compute_loss(
@@ -329,25 +388,30 @@ class MixupModel(keras.Model):
                 "keras.losses.SparseCategoricalCrossentropy()."
             )
         K = backend.ops()
+        lam = plan["lam"]
+        _, partner_weights = partner_columns(plan)
         w = K.ones_like(lam) if sample_weight is None else sample_weight
-        w_own = keras.tree.map_structure(lambda s: s * per_example(lam, backend.rank(s)), w)
-        w_partner = keras.tree.map_structure(
-            lambda s: s * per_example(1.0 - lam, backend.rank(s)), w
-        )
-        # Summed (or averaged over the batch size), the loss is linear in
-        # the weights, so two weighted calls give λ·L(y) + (1 − λ)·L(y[π])
-        # per example. Divided by the sum of the weights, each call is
-        # normalized by its own sum: weigh them back by it.
-        loss_own = self._compile_loss(y_own, y_pred, w_own)
-        loss_partner = self._compile_loss(y_partner, y_pred, w_partner)
+        terms = [(y_own, lam)] + [
+            (y_j, partner_weights[:, j]) for j, y_j in enumerate(y_partners)
+        ]
+        losses, sums = [], []
+        for y_term, weight in terms:
+            w_term = keras.tree.map_structure(
+                lambda s, weight=weight: s * per_example(weight, backend.rank(s)), w
+            )
+            # Summed (or averaged over the batch size), the loss is linear
+            # in the weights, so weighted calls add up to λ·L(y) + Σ wⱼ·L(y[πⱼ])
+            # per example.
+            losses.append(self._compile_loss(y_term, y_pred, w_term))
+            sums.append(K.reduce_sum(keras.tree.flatten(w_term)[0]))
         if self._weight_normalized(w):
-            s_own = K.reduce_sum(keras.tree.flatten(w_own)[0])
-            s_partner = K.reduce_sum(keras.tree.flatten(w_partner)[0])
+            # Divided by the sum of the weights, each call is normalized by
+            # its own sum: weigh them back by it.
             loss = K.divide_no_nan(
-                loss_own * s_own + loss_partner * s_partner, s_own + s_partner
+                sum(l * s for l, s in zip(losses, sums)), sum(sums)
             )
         else:
-            loss = loss_own + loss_partner
+            loss = sum(losses[1:], losses[0])
         for extra in self.losses:
             loss = loss + self._aggregate_additional_loss(extra)
         return loss
@@ -396,16 +460,34 @@ class MixupModel(keras.Model):
             )
         y = self._class_ids(y)
         seed = self._step_seed()
+        ids = class_ids(y) if any(s._label_aware() for s in self.sites) else None
+        replicas = self._global_replicas()
+        # Pairing across replicas needs every replica to mix at the same
+        # site (a partner's hidden state must be unmixed): one choice.
+        shared = seed if replicas is None else self._shared_seed()
         scope = MixingScope(
-            self._site_ids, seed, self._choose_site(seed), self._num_shards(x)
+            self._site_ids, seed, self._choose_site(shared), self._num_shards(x), ids, replicas
         )
+        source = None
+        if replicas is not None:
+            # Partners may sit on other replicas: plans use global ids, and
+            # the labels (and weights) of the whole global batch are read.
+            K = backend.ops()
+            scope.global_seed = shared
+            sizes = scope.gather_all(K.reshape(K.batch_size(keras.tree.flatten(x)[0]), [1]))
+            scope.offset = K.reduce_sum(sizes[: replicas.replica_id_in_sync_group])
+            source = (
+                keras.tree.map_structure(scope.gather_all, y),
+                None if sample_weight is None
+                else keras.tree.map_structure(scope.gather_all, sample_weight),
+            )
         with scope:
             y_pred = self(x, training=True)
-        index, lam = scope.realized_plan(len(self.sites))
-        y_own, y_partner, y_metric, weights = self.mix_targets(
-            (index, lam), y, sample_weight
+        plan = scope.realized_plan(len(self.sites))
+        y_own, y_partners, y_metric, weights = self.mix_targets(
+            plan, y, sample_weight, source
         )
-        loss = self.compute_mixed_loss(x, y_own, y_partner, y_pred, weights, lam)
+        loss = self.compute_mixed_loss(x, y_own, y_partners, y_pred, weights, plan)
         if self.regularizer is not None:
             reg = self.regularizer.penalty(
                 self, x, y, sample_weight, seed, self._partner_weight(scope.choice)
