@@ -54,6 +54,25 @@ num_classes=10)`` / ``CutMix(num_classes=10)`` against ``keras.layers.MixUp``
 when it is imported, so these rows come from ``benchmarks/bench_jax.py
 --section layers`` in a subprocess (under a minute; ``--no-jax`` skips them;
 they are skipped when JAX is not installed).
+
+Last, pairings and k-way mixing (``--pairings`` runs only this part,
+``--no-pairings`` skips it; about a minute): ``keras_mixup``
+``MixUp(alpha=0.2, num_classes=10)`` on float32 images with int32 class ids,
+one row per ``pairing=`` ("derangement", "flip", "roll", "same_class",
+"other_class", "nearest") against the ``pairing="permutation"`` row of the
+same size, at 128x32x32x3 and 64x224x224x3 (128x32x32x3 with ``--quick``),
+plus ``nearest`` at 256x32x32x3; then ``ways=3`` against ``ways=2`` (both
+``pairing="derangement"``). A ``permutation (control)`` row (a second
+instance of the reference) shows the noise floor. The rows of a size are
+timed round-robin in the same rounds (9 by default, 3 with ``--quick``) and
+each ratio is the median over the rounds of the *paired* ratio (row time /
+reference time of the same round). Mode: ``tf.data`` (``--pairings-mode
+tf.function`` for the other). Targets: derangement/flip/roll <= 1.05x
+permutation; nearest <= 1.5x at 128x32x32x3 (informational at the other
+sizes); same_class/other_class informational; ways=3 <= 1.6x ways=2::
+
+    python benchmarks/bench_layers.py --pairings
+    python benchmarks/bench_layers.py --pairings --quick
 """
 
 import argparse
@@ -252,6 +271,218 @@ def measure_case(calls, shape, dtype, mode, repeats, min_time, log):
     return results
 
 
+# ------------------------------------------------------- pairings and ways
+#
+# keras_mixup MixUp(alpha=0.2, num_classes=10) on float32 images with integer
+# labels, one row per `pairing=` (and one for `ways=3`), each against a
+# reference row of the same size timed in the same rounds.
+
+PAIRING_SHAPES = [(128, 32, 32, 3), (64, 224, 224, 3)]
+NEAREST_BIG_SHAPE = (256, 32, 32, 3)  # `nearest` only, vs permutation
+P_REF = "permutation"
+P_CONTROL = "permutation (control)"  # a second instance of the reference
+PAIRINGS = ["derangement", "flip", "roll", "same_class", "other_class", "nearest"]
+W_REF = "ways=2"  # = the "derangement" row (the same instance, same rounds)
+W_3 = "ways=3"
+PAIRING_ROWS = [P_REF, P_CONTROL] + PAIRINGS + [W_3]
+# (limit, informational) of the ratio vs the permutation row, per (row, shape)
+PAIRING_LIMIT = 1.05  # derangement, flip, roll: every size
+NEAREST_LIMIT = 1.5  # nearest: a target at 128x32x32x3, informational elsewhere
+NEAREST_SHAPE = (128, 32, 32, 3)
+WAYS_LIMIT = 1.6  # ways=3 vs ways=2, every size
+
+
+def pairing_target(row, shape):
+    """``(limit, informational)``, or None when the row has no target."""
+    if row in ("derangement", "flip", "roll"):
+        return PAIRING_LIMIT, False
+    if row == "nearest":
+        return NEAREST_LIMIT, shape != NEAREST_SHAPE
+    return None
+
+
+def make_pairing_call(row):
+    kwargs = dict(alpha=0.2, num_classes=NUM_CLASSES, seed=1)
+    if row == W_3:
+        return keras_mixup.layers.MixUp(pairing="derangement", ways=3, **kwargs)
+    pairing = P_REF if row == P_CONTROL else row
+    return keras_mixup.layers.MixUp(pairing=pairing, **kwargs)
+
+
+def make_int_batch(shape):
+    """float32 images in [0, 1) and int32 class ids in [0, NUM_CLASSES)."""
+    rng = np.random.default_rng(0)
+    x = rng.random(size=shape, dtype=np.float32)
+    y = rng.integers(0, NUM_CLASSES, size=shape[0]).astype(np.int32)
+    return tf.constant(x), tf.constant(y)
+
+
+def measure_rows(rows, shape, mode, repeats, min_time, log):
+    """Per row: the seconds per batch of every round (a list), or an error.
+
+    Like `measure_case`: every row is warmed up and calibrated, then timed
+    round-robin, one loop per row per round; the starting row rotates from
+    round to round so no row always follows the same one. Round ``k`` of
+    every row is comparable with round ``k`` of any other (paired ratios).
+    """
+    x, y = make_int_batch(shape)
+    results, runners = {}, {}
+    for row in rows:
+        try:
+            runner = _Runner(make_pairing_call(row), x, y, mode)
+            runner.warm_up(min_time)
+            runners[row] = runner
+        except Exception as e:  # report, don't crash
+            results[row] = _error(e)
+    times = {r: [] for r in runners}
+    order = list(runners)
+    for k in range(repeats):
+        start = k % max(len(order), 1)
+        for row in order[start:] + order[:start]:
+            if row not in runners:
+                continue
+            try:
+                times[row].append(runners[row].timed_loop())
+            except Exception as e:
+                results[row] = _error(e)
+                del runners[row]
+    for row in rows:
+        if row in runners:
+            results[row] = times[row]
+            med = statistics.median(times[row])
+            shown = (f"{med * 1e3:8.2f} ms  (first call {runners[row].first_call:.1f} s, "
+                     f"n={runners[row].n})")
+        else:
+            shown = results[row]
+        log(f"{'x'.join(map(str, shape)):>13} float32 int {mode:>11}  MixUp {row:<22} {shown}")
+    return results
+
+
+def paired_ratio(times, ref):
+    """Median, min and max over the rounds of ``times[k] / ref[k]``."""
+    ratios = [t / r for t, r in zip(times, ref)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def run_pairing_tables(shapes, mode, repeats, min_time, log):
+    """Times the pairings and ways=3, prints two tables; returns the errors."""
+    cases = [(shape, PAIRING_ROWS) for shape in shapes]
+    cases.append((NEAREST_BIG_SHAPE, [P_REF, P_CONTROL, "nearest"]))
+    results = {}  # (shape, row) -> list of seconds or str
+    for shape, rows in cases:
+        for row, r in measure_rows(rows, shape, mode, repeats, min_time, log).items():
+            results[(shape, row)] = r
+    errors = [(shape, row, r) for (shape, row), r in results.items() if isinstance(r, str)]
+    verdicts = []  # (verdict, label)
+
+    def cells(shape, row, ref_row):
+        """ms, ratio, and the ratio's median (or None)."""
+        t, ref = results.get((shape, row)), results.get((shape, ref_row))
+        if isinstance(t, str) or t is None:
+            return "n/a", "n/a", None
+        ms = f"{statistics.median(t) * 1e3:.2f}"
+        if row == ref_row:
+            return ms, "1.00x (ref)", None
+        if isinstance(ref, str) or ref is None:
+            return ms, "n/a", None
+        med, lo, hi = paired_ratio(t, ref)
+        return ms, f"{med:.3f}x ({lo:.2f}..{hi:.2f})", med
+
+    def judge(ratio, limit, info, label):
+        if ratio is None:
+            verdicts.append(("N/A ", label + ": could not be measured"))
+            return "n/a"
+        ok = ratio <= limit
+        word = "PASS" if ok else "FAIL"
+        verdicts.append((f"{word.lower() if info else word}",
+                         f"{label}: {ratio:.3f}x (target <= {limit:.2f}x"
+                         f"{', informational' if info else ''})"))
+        return f"info ({word})" if info else word
+
+    size = lambda shape: "x".join(map(str, shape))  # noqa: E731
+    lines = [
+        "| pairing | size | ms/batch | ratio vs permutation | target | PASS/FAIL |",
+        "|---|---|---:|---:|---|---|",
+    ]
+    for shape, rows in cases:
+        for row in rows:
+            if row == W_3:
+                continue
+            ms, ratio, med = cells(shape, row, P_REF)
+            target, verdict = "", ""
+            if row == P_CONTROL:
+                target = "noise (info)"
+            elif row == P_REF:
+                target = "reference"
+            else:
+                spec = pairing_target(row, shape)
+                if spec is None:
+                    target = "info"
+                else:
+                    limit, info = spec
+                    target = f"<= {limit:.2f}x" + (" (info)" if info else "")
+                    verdict = judge(med, limit, info, f"MixUp pairing={row!r} {size(shape)}")
+            lines.append(f"| {row} | {size(shape)} | {ms} | {ratio} | {target} | {verdict} |")
+    print()
+    print(f"MixUp(alpha=0.2, num_classes=10) by pairing ({mode}, float32 images, "
+          "int32 labels):")
+    print()
+    print("\n".join(lines))
+
+    lines = [
+        "| ways | size | ms/batch | ratio vs ways=2 | target | PASS/FAIL |",
+        "|---|---|---:|---:|---|---|",
+    ]
+    for shape in shapes:
+        ref = results.get((shape, "derangement"))
+        for row, label in ((W_REF, "derangement"), (W_3, W_3)):
+            t = results.get((shape, label))
+            if isinstance(t, str) or t is None:
+                ms, ratio, med = "n/a", "n/a", None
+            else:
+                ms = f"{statistics.median(t) * 1e3:.2f}"
+                if row == W_REF:
+                    ratio, med = "1.00x (ref)", None
+                elif isinstance(ref, str) or ref is None:
+                    ratio, med = "n/a", None
+                else:
+                    med, lo, hi = paired_ratio(t, ref)
+                    ratio = f"{med:.3f}x ({lo:.2f}..{hi:.2f})"
+            if row == W_REF:
+                target, verdict = "reference", ""
+            else:
+                target = f"<= {WAYS_LIMIT:.2f}x"
+                verdict = judge(med, WAYS_LIMIT, False, f"MixUp ways=3 vs ways=2 {size(shape)}")
+            lines.append(f"| {row} | {size(shape)} | {ms} | {ratio} | {target} | {verdict} |")
+    print()
+    print(f'MixUp(alpha=0.2, num_classes=10, pairing="derangement", ways=k) ({mode}, '
+          "float32 images, int32 labels):")
+    print()
+    print("\n".join(lines))
+    print()
+    print(
+        "*ms/batch*: median over the rounds. *ratio*: median over the rounds "
+        "of the paired ratio row time / reference time of the same round "
+        "(min..max in parentheses); the rows of a size are timed round-robin "
+        "in the same rounds, the starting row rotating. *permutation "
+        "(control)* is a second instance of the reference layer: its ratio "
+        "shows the noise floor. The ways=2 row is the derangement row of the "
+        f"first table. {mode} rows: "
+        + ("sequential `map` + `prefetch(2)` on a repeated in-memory batch, "
+           "every batch pulled from the iterator"
+           if mode == "tf.data" else
+           "the layer in a `tf.function` whose outputs (the whole mixed batch) "
+           "are returned")
+        + f". {repeats} rounds after warm-up. Targets in parentheses / lowercase "
+        "are informational."
+    )
+    print()
+    print("Targets (pairings and ways):")
+    for word, label in verdicts:
+        print(f"  [{word}] {label}")
+    return errors
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -259,30 +490,9 @@ def fmt_rate(v):
     return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="only the small shape, 3 repeats")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed loops per measurement (median kept); default 5, 3 with --quick")
-    parser.add_argument("--min-time", type=float, default=None,
-                        help="seconds per timed loop (default 0.25, 0.1 with --quick)")
-    parser.add_argument("--no-jax", action="store_true",
-                        help="skip the JAX-backend rows (bench_jax.py in a subprocess)")
-    args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 5)
-    min_time = args.min_time or (0.1 if args.quick else 0.25)
-    shapes = SHAPES[:1] if args.quick else SHAPES
-
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-          f"keras_mixup {getattr(keras_mixup, '__version__', '?')}, "
-          f"{os.cpu_count()} CPUs, repeats={repeats}, min-time={min_time}s",
-          flush=True)
-    wall0 = time.perf_counter()
-
-    def log(msg):
-        print(f"  [{time.perf_counter() - wall0:5.0f} s] {msg}", file=sys.stderr, flush=True)
-
+def run_layer_tables(args, shapes, repeats, min_time, log):
+    """The Keras-vs-keras_mixup table, its targets and the JAX rows;
+    returns the errors (shown as n/a in the table)."""
     results = {}  # (shape, dtype, mode, method) -> seconds or str
     errors = []
     for shape in shapes:
@@ -406,6 +616,52 @@ def main(argv=None):
             print("\n".join(jax_rows["targets"]))
         else:
             print(f"JAX rows: {jax_rows}")
+
+    return errors
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="only the small shape, 3 repeats")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed loops per measurement (median kept); default 5, 3 with --quick")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="seconds per timed loop (default 0.25, 0.1 with --quick)")
+    parser.add_argument("--no-jax", action="store_true",
+                        help="skip the JAX-backend rows (bench_jax.py in a subprocess)")
+    section = parser.add_mutually_exclusive_group()
+    section.add_argument("--pairings", action="store_true",
+                         help="only the pairing / ways tables (MixUp by pairing= and ways=)")
+    section.add_argument("--no-pairings", action="store_true",
+                         help="skip the pairing / ways tables")
+    parser.add_argument("--pairings-mode", choices=MODES, default="tf.data",
+                        help="call mode of the pairing / ways tables (default tf.data)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 5)
+    pairing_repeats = args.repeats or (3 if args.quick else 9)
+    min_time = args.min_time or (0.1 if args.quick else 0.25)
+    shapes = SHAPES[:1] if args.quick else SHAPES
+    pairing_shapes = PAIRING_SHAPES[:1] if args.quick else PAIRING_SHAPES
+
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+          f"keras_mixup {getattr(keras_mixup, '__version__', '?')}, "
+          f"{os.cpu_count()} CPUs, repeats={repeats}"
+          + ("" if args.no_pairings else f" ({pairing_repeats} for pairings)")
+          + f", min-time={min_time}s",
+          flush=True)
+    wall0 = time.perf_counter()
+
+    def log(msg):
+        print(f"  [{time.perf_counter() - wall0:5.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    errors = []
+    if not args.pairings:
+        errors += run_layer_tables(args, shapes, repeats, min_time, log)
+    if not args.no_pairings:
+        for shape, row, msg in run_pairing_tables(
+                pairing_shapes, args.pairings_mode, pairing_repeats, min_time, log):
+            errors.append((shape, "float32", args.pairings_mode, f"MixUp {row}", msg))
 
     if errors:
         print()
