@@ -33,7 +33,9 @@ cos = ops.cos
 abs = ops.abs  # noqa: A001
 sigmoid = ops.sigmoid
 floor = ops.floor
+ceil = ops.ceil
 maximum = ops.maximum
+minimum = ops.minimum
 expand_dims = ops.expand_dims
 stop_gradient = ops.stop_gradient
 
@@ -123,12 +125,26 @@ def take_along(x, index):
     return ops.take_along_axis(x, index, axis=1)
 
 
+def take_axis(x, index, axis):
+    shape = [1] * len(x.shape)
+    shape[0], shape[axis] = index.shape[0], index.shape[1]
+    return ops.take_along_axis(x, ops.reshape(index, shape), axis=axis)
+
+
 def top_k(x, k):
     return ops.cast(ops.top_k(x, k)[1], "int32")
 
 
 def matmul(a, b):
     return ops.matmul(a, b)
+
+
+def fft2_real(re, im):
+    return ops.fft2((re, im))[0]
+
+
+def max_pool(x, size):
+    return ops.max_pool(x, tuple(size), strides=1, padding="same", data_format="channels_last")
 
 
 def argmax(x, axis=-1):

@@ -32,8 +32,10 @@ abs = tf.abs  # noqa: A001
 sigmoid = tf.math.sigmoid
 softmax = tf.nn.softmax
 floor = tf.floor
+ceil = tf.math.ceil
 round = tf.round  # noqa: A001
 maximum = tf.maximum
+minimum = tf.minimum
 clip = tf.clip_by_value
 broadcast_to = tf.broadcast_to
 expand_dims = tf.expand_dims
@@ -77,6 +79,12 @@ def take_along(x, index):
     return tf.gather(x, index, batch_dims=1)
 
 
+def take_axis(x, index, axis):
+    """``x[b, ..., index[b, i], ...]``: per-example indices ``(B, n)`` along
+    ``axis``."""
+    return tf.gather(x, index, axis=axis, batch_dims=1)
+
+
 def top_k(x, k):
     """Indices (int32) of the ``k`` largest entries of each row; ties go
     to the lower index."""
@@ -85,6 +93,17 @@ def top_k(x, k):
 
 def matmul(a, b):
     return tf.linalg.matmul(a, b)
+
+
+def fft2_real(re, im):
+    """The real part of the 2-D DFT over the last two axes of ``re + i·im``."""
+    return tf.math.real(tf.signal.fft2d(tf.complex(re, im)))
+
+
+def max_pool(x, size):
+    """Max over a ``size`` window (stride 1, "same" padding) of a
+    channels-last ``(B, *spatial, C)`` tensor."""
+    return tf.nn.max_pool(x, ksize=size, strides=1, padding="SAME")
 
 
 def argmax(x, axis=-1):

@@ -105,6 +105,12 @@ class RandomMix(BaseMixingLayer):
             seed=seed,
             **kwargs,
         )
+        if any(getattr(m, "_resamples", False) for m in mixers):
+            raise ValueError(
+                "RandomMix cannot hold a ResizeMix yet (its partner is resized, "
+                "which RandomMix's per-example choice does not carry); use "
+                "ResizeMix on its own, or CutMix/FMix in the RandomMix."
+            )
         self.mixers = mixers
         if self._label_aware():
             self._init_unpaired()
@@ -224,7 +230,7 @@ class RandomMix(BaseMixingLayer):
                 plan["found"] = K.reduce_sum(found * pick, 1) > 0
         # Examples that are not mixed (probability 1 - rate) keep themselves.
         plan = identity_where_off(plan, mix)
-        if any("mask" in p or "bounds" in p for p in subs):
+        if any(set(p) - {"index", "lam", "weights", "found"} for p in subs):
             plan["parts"] = {
                 "onehot": onehot,
                 "mix": mix,
@@ -241,10 +247,14 @@ class RandomMix(BaseMixingLayer):
         plan = dict(plan)
         parts = plan.pop("parts")
         rank = backend.rank(inputs)
-        mask = 0.0
+        mask, lam = 0.0, 0.0
         for k, (m, sub) in enumerate(zip(self.mixers, parts["mixers"])):
             sub = m._full_plan(sub, inputs)
             mk = sub["mask"] if "mask" in sub else per_example(sub["lam"], rank)
             mask += per_example(parts["onehot"][:, k], rank) * mk
-        plan["mask"] = backend.ops().where(per_example(parts["mix"], rank), mask, 1.0)
+            # (A mask family counts its label weight from its mask.)
+            lam += parts["onehot"][:, k] * sub["lam"]
+        K = backend.ops()
+        plan["mask"] = K.where(per_example(parts["mix"], rank), mask, 1.0)
+        plan["lam"] = K.where(parts["mix"], lam, 1.0)
         return plan

@@ -126,6 +126,10 @@ class SiteMixing:
     """Mixin of `BaseMixingLayer`: mixing a hidden state (or the input) as a
     site of a `MixupModel` step."""
 
+    # Whether the TensorFlow fused site call (whose gradient is the blend's
+    # transpose, partners read at the same positions) fits this layer.
+    _fused = True
+
     def _site_call(self, inputs, scope):
         """Only the site chosen for this step samples and applies a plan (in
         a ``tf.cond``, so the others cost nothing); every site reports its
@@ -161,7 +165,7 @@ class SiteMixing:
         def mix():
             if across:
                 out, plan = self._mix_across_replicas(x, everything, scope, site, context)
-            elif self.mix != "labels" and K.NAME == "tensorflow" and shards == 1:
+            elif self.mix != "labels" and K.NAME == "tensorflow" and shards == 1 and self._fused:
                 out, plan = self._mix_site(x, seed, context)
             else:
                 plan = self.plan(x, seed, shards, context)

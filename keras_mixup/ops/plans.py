@@ -26,6 +26,8 @@ def identity_where_off(plan, on):
     out["lam"] = K.where(on, plan["lam"], 1.0)
     if "weights" in plan:
         out["weights"] = K.where(index_on, plan["weights"], 0.0)
+    if "active" in plan:  # a mask family's switch (see layers/masked.py)
+        out["active"] = K.where(on, plan["active"], False)
     if "found" in plan:  # (a partner that is not used is not missing)
         out["found"] = K.where(index_on, plan["found"], True)
     if "mask" in plan:

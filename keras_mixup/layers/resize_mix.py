@@ -1,0 +1,191 @@
+"""ResizeMix (Qin et al., 2020): the whole partner, shrunk, pasted in a box."""
+
+import numbers
+
+import keras
+
+from keras_mixup import backend
+from keras_mixup.layers.cut_mix import CutMix
+from keras_mixup.ops.plans import identity_where_off
+from keras_mixup.ops.random import fold_seed, uniform
+
+
+def _check_scale(scale):
+    ok = (
+        isinstance(scale, (tuple, list))
+        and len(scale) == 2
+        and all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in scale)
+        and 0 < scale[0] <= scale[1] <= 1
+    )
+    if not ok:
+        raise ValueError(
+            "`scale` must be (low, high) with 0 < low <= high <= 1: the range "
+            f"of the pasted image's side, as a fraction of the image's; got {scale!r}."
+        )
+    return (float(scale[0]), float(scale[1]))
+
+
+@keras.saving.register_keras_serializable(package="keras_mixup")
+class ResizeMix(CutMix):
+    """ResizeMix: pastes the partner image, resized, into a random box.
+
+    Each example gets a box of sides ``τ·H × τ·W`` (rounded, at least one
+    pixel) at a uniform position, with ``τ`` uniform in ``scale``; the
+    partner image is resized to the box (bilinear, as ``tf.image.resize``;
+    integer segmentation masks by nearest neighbour) and pasted in, so the
+    whole partner object is kept, only smaller (Qin et al., "ResizeMix:
+    Mixing Data with Preserved Object Information and True Labels", 2020).
+    The label weight of the partner is the pasted area fraction, exact.
+
+    Images ``(B, H, W, C)`` (either data format). ``uint8`` images stay
+    ``uint8`` with ``dtype="uint8"`` (resized values rounded).
+
+    Args:
+        scale: ``(low, high)`` range of ``τ`` in (0, 1] (the paper's
+            ``(0.1, 0.8)``).
+        per_sample, data_format, num_classes, label_smoothing, seed,
+            pairing, neighbors, mix, pairing_scope, jit_compile: as for
+            `CutMix`.
+
+    Example:
+
+    >>> images = np.random.rand(4, 16, 16, 3).astype("float32")
+    >>> resize_mix = keras_mixup.layers.ResizeMix(num_classes=4, seed=0)
+    >>> mixed, soft = resize_mix(images, np.arange(4))
+    >>> mixed.shape, soft.shape
+    (TensorShape([4, 16, 16, 3]), TensorShape([4, 4]))
+    """
+
+    # The partner is resampled, not read at the same positions.
+    _fused = False
+    _resamples = True
+
+    def __init__(self, scale=(0.1, 0.8), **kwargs):
+        super().__init__(**kwargs)
+        self.scale = _check_scale(scale)
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("alpha", "beta"):
+            config.pop(key, None)
+        config["scale"] = list(self.scale)
+        return config
+
+    def _check_inputs(self, inputs):
+        super()._check_inputs(inputs)
+        if backend.rank(inputs) != 4:
+            raise ValueError(
+                "ResizeMix pastes a resized image, so it takes images (B, H, W, "
+                f"C); got inputs of shape {tuple(inputs.shape)}. Use CutMix or "
+                "FMix for sequences."
+            )
+
+    def expected_partner_weight(self):
+        # λ = 1 − τ² with τ ~ U(a, b); weighted by itself (MixupE):
+        # E[λ(1 − λ)] / E[λ] = (E τ² − E τ⁴) / (1 − E τ²).
+        a, b = self.scale
+        if b - a < 1e-9:
+            t2, t4 = a**2, a**4
+        else:
+            t2 = (b**3 - a**3) / (3 * (b - a))
+            t4 = (b**5 - a**5) / (5 * (b - a))
+        return self._state("enabled") * float((t2 - t4) / (1 - t2))
+
+    def _sample_parts(self, inputs, seed, context=None):
+        """Boxes as CutMix's ``"bounds"`` (4, N), sides ``τ·H × τ·W``."""
+        K = backend.ops()
+        batch = backend.dim(inputs, 0)
+        n = batch if self.per_sample else 1
+        height, width = self._sizes(inputs)
+        low, high = self.scale
+        tau = low + (high - low) * uniform([n], fold_seed(seed, 1))
+        sides = []
+        for size in (height, width):
+            side = K.cast(K.round(tau * K.cast(size, "float32")), "int32")
+            sides.append(K.clip(side, 1, size))
+        u = uniform([2, n], fold_seed(seed, 3))
+        starts = [
+            K.cast(K.floor(u[i] * K.cast(size - side + 1, "float32")), "int32")
+            for i, (size, side) in enumerate(zip((height, width), sides))
+        ]
+        bounds = K.stack([starts[0], starts[1], starts[0] + sides[0], starts[1] + sides[1]])
+        kept = 1.0 - K.cast(sides[0] * sides[1], "float32") / float(height * width)
+        index, found = self._partners(inputs, seed, context)
+        plan = {
+            "index": index,
+            "lam": kept if self.per_sample else K.broadcast_to(kept, [batch]),
+            "bounds": bounds,
+        }
+        if found is not None:  # no partner: nothing pasted
+            plan = identity_where_off(plan, found)
+            plan["found"] = found
+        return plan
+
+    def _full_plan(self, plan, inputs):
+        if "bounds" not in plan:
+            return plan
+        boxes = plan["bounds"]
+        plan = super()._full_plan(plan, inputs)
+        plan["paste"] = boxes  # where, and how large, the partner goes
+        return plan
+
+    def _blend_leaves(self, plan, leaves, sources=None):
+        sources = sources or [None] * len(leaves)
+        K = backend.ops()
+        return [
+            K.where(plan["mask"] > 0.5, t, self._warp(t if s is None else s, plan))
+            for t, s in zip(leaves, sources)
+        ]
+
+    def apply_plan(self, plan, data):
+        segmentation = data.get("segmentation_masks")
+        if segmentation is None or self.mix == "inputs":
+            return super().apply_plan(plan, data)
+        out = super().apply_plan(
+            plan, {k: v for k, v in data.items() if k != "segmentation_masks"}
+        )
+        K = backend.ops()
+        mask = self._mask_for(plan["mask"], backend.rank(segmentation))
+        warped = self._warp(segmentation, plan, nearest=not backend.is_float(segmentation))
+        out["segmentation_masks"] = K.where(mask > 0.5, segmentation, warped)
+        return out
+
+    def _warp(self, t, plan, nearest=False):
+        """The partner of each example (``t[index]``) resized into its box:
+        ``t``'s shape, meaningful inside the box only. Half-pixel centres,
+        as ``tf.image.resize`` (bilinear without antialiasing, or nearest)."""
+        K = backend.ops()
+        rank = backend.rank(t)
+        channels_last = self.data_format == "channels_last" or rank == 3
+        axes = (1, 2) if channels_last else (2, 3)
+        batch = backend.dim(t, 0)
+        partner = K.gather(t, plan["index"])
+        dtype = backend.dtype_name(t)
+        if not nearest:
+            partner = K.cast(partner, "float32")
+        y0, x0, y1, x1 = K.unstack(K.broadcast_to(plan["paste"], [4, batch]))
+        for axis, start, end in zip(axes, (y0, x0), (y1, x1)):
+            size = backend.dim(t, axis)
+            side = K.cast(K.maximum(end - start, 1), "float32")
+            out = K.cast(K.expand_dims(K.range(size, dtype="int32"), 0) - K.expand_dims(start, 1), "float32")
+            scale = float(size) / side
+            src = (out + 0.5) * K.expand_dims(scale, 1)
+            if nearest:
+                idx = K.clip(K.cast(K.floor(src), "int32"), 0, size - 1)
+                partner = K.take_axis(partner, idx, axis)
+                continue
+            src = src - 0.5
+            low = K.floor(src)
+            lerp = src - low
+            lo = K.clip(K.cast(low, "int32"), 0, size - 1)
+            hi = K.clip(K.cast(K.ceil(src), "int32"), 0, size - 1)
+            view = [batch] + [1] * (rank - 1)
+            view[axis] = size
+            lerp = K.reshape(lerp, view)
+            a, b = K.take_axis(partner, lo, axis), K.take_axis(partner, hi, axis)
+            partner = a + (b - a) * lerp
+        if nearest:
+            return partner
+        if keras.backend.is_float_dtype(dtype):
+            return K.cast(partner, dtype)
+        return K.cast(K.clip(K.round(partner), 0, 255 if dtype == "uint8" else 2**31 - 1), dtype)
