@@ -38,7 +38,9 @@ def test_docstring_examples(name):
 def test_public_api_is_documented_with_examples():
     public = [keras_mixup.MixupModel, keras_mixup.MixupE, keras_mixup.RescaledModel,
               keras_mixup.layers.MixUp, keras_mixup.layers.CutMix,
-              keras_mixup.layers.RandomMix, keras_mixup.metrics.ExpectedCalibrationError,
+              keras_mixup.layers.RandomMix, keras_mixup.layers.FMix, keras_mixup.layers.ResizeMix,
+              keras_mixup.layers.PatchUp, keras_mixup.layers.MaskMix,
+              keras_mixup.metrics.ExpectedCalibrationError,
               keras_mixup.metrics.reliability_diagram,
               keras_mixup.callbacks.RescaledPrediction, keras_mixup.callbacks.MixupSchedule]
     public += [getattr(keras_mixup.ops, n) for n in keras_mixup.ops.__all__]

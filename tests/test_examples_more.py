@@ -109,6 +109,13 @@ def test_sequence_cutmix_runs(capsys):
     assert "| cutmix-tfdata | `ds.map(CutMix)` |" in out and len(table_rows(out)) == 2
 
 
+def test_mask_gallery_draws_every_layer(tmp_path):
+    gallery = load("mask_gallery")
+    out = gallery.main(["--out", str(tmp_path / "sub" / "masks.png")])
+    data = pathlib.Path(out).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and 20_000 < len(data) < 400_000
+
+
 def test_sequence_data_shape():
     demo = load("audio_or_sequence_cutmix")
     import numpy as np

@@ -174,7 +174,9 @@ def test_site_choice_follows_site_weights(jit):
                   keras.losses.CategoricalCrossentropy(from_logits=True), jit_compile=jit)
     x = np.eye(B, dtype="float32")
     rec_a = model.model.get_layer("rec_a")
-    n = 600
+    # Eager JAX steps are slow: fewer of them there (the per-step compile
+    # check needs only a few; the weights' test is looser).
+    n = 200 if (not jit and keras.backend.backend() == "jax") else 600
     hits_b = 0
     seen = set()
     with jax_compiles() as compiles:

@@ -1,0 +1,289 @@
+"""The mask families: FMix, MaskMix, PatchUp (and their plans' exactness).
+
+Runs on every backend. Label weights are checked from the outside, on
+inputs that name their source: images whose channel ``c`` is 1 for
+example ``c`` (so a mixed pixel's channel ``i`` is the share example ``i``
+kept there), and tabular rows holding their example's number.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_mixup
+from keras_mixup import ops
+from keras_mixup.layers import CutMix, FMix, MaskMix, MixUp, PatchUp, RandomMix, ResizeMix
+from tests.conftest import xla
+
+
+def to_np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+B = 8
+
+
+def id_channels(h=12, w=12):
+    """(B, h, w, B): pixel channel c is 1 for example c."""
+    return np.broadcast_to(np.eye(B, dtype="float32")[:, None, None, :], (B, h, w, B)).copy()
+
+
+LAYERS = {
+    "fmix": lambda **k: FMix(**k),
+    "fmix_soft": lambda **k: FMix(max_soft=0.2, **k),
+    "maskmix": lambda **k: MaskMix(shared_axes=[3], **k),
+    "patchup_hard": lambda **k: PatchUp(block_size=3, gamma=0.5, **k),
+    "patchup_soft": lambda **k: PatchUp(block_size=3, gamma=0.5, mode="soft", **k),
+    "resizemix": lambda **k: ResizeMix(**k),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_label_weight_is_the_realized_share(name):
+    layer = LAYERS[name](num_classes=B, seed=1)
+    x = id_channels()
+    for _ in range(3):
+        xm, ym = layer(x, np.arange(B))
+        xm, ym = to_np(xm), to_np(ym)
+        own = xm[np.arange(B), :, :, np.arange(B)].mean(axis=(1, 2))  # share kept
+        assert np.allclose(ym[np.arange(B), np.arange(B)], own, atol=1e-5)
+        assert np.allclose(ym.sum(1), 1.0, atol=1e-5)
+        # Every pixel's sources sum to one, and come from the pair only.
+        assert np.allclose(xm.sum(-1), 1.0, atol=1e-5)
+        assert ((xm > 1e-6).sum(-1) <= 2).all()
+    assert (own < 1 - 1e-6).any(), "something was mixed"
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_in_tf_data_and_under_xla(name):
+    tf = pytest.importorskip("tensorflow")
+    layer = LAYERS[name](num_classes=B, seed=2)
+    x = id_channels()
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(B))).batch(B).map(layer)
+    xm, ym = next(iter(ds))
+    own = xm.numpy()[np.arange(B), :, :, np.arange(B)].mean(axis=(1, 2))
+    assert np.allclose(ym.numpy()[np.arange(B), np.arange(B)], own, atol=1e-5)
+    plan = xla(lambda s: layer.sample_plan(x, s))(ops.as_seed(5))
+    mask, lam = to_np(plan["mask"]), to_np(plan["lam"])
+    assert mask.shape == (B, 12, 12, 1)
+    assert np.allclose(mask.mean(axis=(1, 2, 3)), lam, atol=1e-6)
+
+
+def test_fmix_keeps_exactly_round_lambda_n_pixels():
+    layer = FMix(alpha=1.0, num_classes=B)
+    x = np.zeros((B, 16, 16, 1), "float32")
+    for s in range(5):
+        seed = ops.as_seed(s)
+        mask = to_np(layer.sample_plan(x, seed)["mask"])
+        assert set(np.unique(mask)) <= {0.0, 1.0}
+        lam = to_np(ops.sample_beta([B], 1.0, 1.0, seed=ops.fold_seed(seed, 1)))
+        kept = mask.reshape(B, -1).sum(1)
+        assert np.array_equal(kept, np.round(lam * 256))
+
+
+def _high_frequency_share(mask):
+    m = mask[..., 0] - mask[..., 0].mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(m)) ** 2
+    f = np.sqrt(np.fft.fftfreq(m.shape[1])[:, None] ** 2 + np.fft.fftfreq(m.shape[2])[None] ** 2)
+    return power[:, f > 0.25].sum() / power.sum()
+
+
+def test_fmix_masks_are_low_pass():
+    x = np.zeros((64, 32, 32, 1), "float32")
+    fmix = to_np(FMix(decay_power=3.0).sample_plan(x, ops.as_seed(0))["mask"])
+    bern = to_np(MaskMix().sample_plan(x, ops.as_seed(0))["mask"])
+    # White (Bernoulli) noise puts ~80% of its power above |f| = 0.25 on a
+    # 32x32 grid; a binarized 1/f^3 field keeps all but its edges below
+    # (~7% here).
+    assert _high_frequency_share(bern) > 0.6
+    assert _high_frequency_share(fmix) < 0.15
+    # Higher decay: smoother masks.
+    rough = to_np(FMix(decay_power=1.0).sample_plan(x, ops.as_seed(0))["mask"])
+    assert _high_frequency_share(rough) > _high_frequency_share(fmix)
+
+
+def test_fmix_on_sequences():
+    x = np.random.default_rng(0).random((B, 40, 3)).astype("float32")
+    xm, ym = FMix(num_classes=B, seed=0)(x, np.arange(B))
+    assert tuple(xm.shape) == (B, 40, 3) and np.allclose(to_np(ym).sum(1), 1.0, atol=1e-5)
+
+
+def test_patchup_blocks_are_unions_of_squares():
+    layer = PatchUp(block_size=3, gamma=0.3)
+    x = np.zeros((16, 12, 12, 2), "float32")
+    mask = to_np(layer.sample_plan(x, ops.as_seed(3))["mask"])[..., 0]
+    patched = mask < 0.5
+    assert patched.any() and not patched.all()
+    # Opening by a 3x3 square leaves a union of 3x3 squares unchanged.
+    for p in patched:
+        eroded = np.zeros_like(p)
+        for i in range(1, 11):
+            for j in range(1, 11):
+                eroded[i, j] = p[i - 1:i + 2, j - 1:j + 2].all()
+        opened = np.zeros_like(p)
+        for i, j in zip(*np.nonzero(eroded)):
+            opened[i - 1:i + 2, j - 1:j + 2] = True
+        assert np.array_equal(opened, p)
+
+
+def test_patchup_soft_label_weight_formula():
+    layer = PatchUp(block_size=3, gamma=0.5, mode="soft", alpha=2.0)
+    x = np.zeros((B, 12, 12, 1), "float32")
+    seed = ops.as_seed(4)
+    mask = to_np(layer.sample_plan(x, seed)["mask"])[..., 0]
+    lam = to_np(ops.sample_beta([B], 2.0, 2.0, seed=ops.fold_seed(seed, 1)))
+    patched = (mask < 1 - 1e-6).mean(axis=(1, 2))
+    assert np.allclose(mask.mean(axis=(1, 2)), 1 - patched + patched * lam, atol=1e-5)
+
+
+def test_maskmix_tabular_share_and_rate():
+    x = np.repeat(np.arange(1.0, B + 1, dtype="float32")[:, None], 2000, axis=1)
+    layer = MaskMix(alpha=2.0, num_classes=B, seed=0)
+    xm, ym = layer(x, np.arange(B))
+    xm, ym = to_np(xm), to_np(ym)
+    kept = (xm == x).mean(1)
+    assert np.allclose(ym[np.arange(B), np.arange(B)], kept, atol=1e-6)
+    # Each value is the partner's with probability 1 − λ: the kept share of
+    # 2,000 values is within 4 binomial standard deviations of some λ.
+    assert ((kept > 0) & (kept < 1)).all()
+
+
+def test_mask_layers_as_sites_train():
+    x = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32")
+    y = np.arange(16) % 2
+    inputs = keras.Input((8, 8, 3))
+    h = FMix()(inputs)
+    h = keras.layers.Conv2D(4, 3, padding="same")(h)
+    h = PatchUp(block_size=3, mode="soft")(h)
+    h = keras.layers.Conv2D(4, 3, padding="same")(h)
+    h = MaskMix(shared_axes=[-1])(h)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras_mixup.MixupModel(keras.Model(inputs, outputs), seed=0)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert len(model.sites) == 3 and np.isfinite(history.history["loss"]).all()
+
+
+def test_random_mix_counts_mask_families_from_their_masks():
+    x = id_channels()
+    mix = RandomMix([MaskMix(shared_axes=[3], num_classes=B), FMix(num_classes=B),
+                     MixUp(num_classes=B), CutMix(num_classes=B)], per_sample=True, seed=0)
+    xm, ym = mix(x, np.arange(B))
+    own = to_np(xm)[np.arange(B), :, :, np.arange(B)].mean(axis=(1, 2))
+    assert np.allclose(to_np(ym)[np.arange(B), np.arange(B)], own, atol=1e-5)
+
+
+def test_uint8_stays_exact():
+    x = np.random.default_rng(0).integers(0, 256, (B, 8, 8, 3)).astype("uint8")
+    for layer in (FMix(dtype="uint8", num_classes=B, seed=0), MaskMix(dtype="uint8", num_classes=B, seed=0),
+                  PatchUp(block_size=2, dtype="uint8", num_classes=B, seed=0)):
+        xm, _ = layer(x, np.arange(B))
+        assert keras.backend.standardize_dtype(xm.dtype) == "uint8"
+
+
+def test_config_round_trip():
+    for layer in (FMix(decay_power=2.0, max_soft=0.1, seed=1),
+                  MaskMix(shared_axes=[-1], alpha=0.5),
+                  PatchUp(block_size=5, gamma=0.7, mode="soft", pairing="roll")):
+        again = type(layer).from_config(layer.get_config())
+        assert again.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: FMix(decay_power=0.0), ValueError, "decay_power"),
+        (lambda: FMix(max_soft=0.7), ValueError, "max_soft"),
+        (lambda: FMix(max_soft=0.1, dtype="uint8"), ValueError, "uint8"),
+        (lambda: PatchUp(block_size=0), ValueError, "block_size"),
+        (lambda: PatchUp(gamma=1.5), ValueError, "gamma"),
+        (lambda: PatchUp(mode="medium"), ValueError, "mode"),
+        (lambda: PatchUp(mode="soft", dtype="uint8"), ValueError, "uint8"),
+        (lambda: MaskMix(shared_axes=3), TypeError, "shared_axes"),
+        (lambda: FMix(ways=3), ValueError, "ways"),
+        (lambda: PatchUp(block_size=9)(np.zeros((2, 8, 8, 1), "float32"), np.zeros((2, 2), "float32")),
+         ValueError, "larger than the feature map"),
+        (lambda: FMix()(np.zeros((2, 8), "float32"), np.zeros((2, 2), "float32")), ValueError, "images"),
+        (lambda: MaskMix(shared_axes=[0])(np.zeros((2, 8), "float32"), np.zeros((2, 2), "float32")),
+         ValueError, "batch axis"),
+        (lambda: MaskMix()({"images": np.zeros((2, 4, 4, 1), "float32"), "labels": np.zeros((2, 2), "float32"),
+                            "segmentation_masks": np.zeros((2, 4, 4, 2), "float32")}), ValueError, "segmentation"),
+    ],
+)
+def test_bad_arguments(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+# ------------------------------------------------------------ ResizeMix
+
+
+def test_resize_mix_pastes_the_resized_partner_and_weighs_labels_by_area():
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    x = rng.random((B, 16, 12, 3)).astype("float32")
+    seg = rng.integers(0, 5, (B, 16, 12)).astype("int32")
+    layer = ResizeMix(num_classes=B)
+    plan = layer.sample_plan(x, ops.as_seed(7))
+    box, index, lam = to_np(plan["paste"]), to_np(plan["index"]), to_np(plan["lam"])
+    out = layer.apply_plan(plan, {"images": x, "labels": np.eye(B, dtype="float32"),
+                                  "segmentation_masks": seg})
+    xm, ym, sm = (to_np(out[k]) for k in ("images", "labels", "segmentation_masks"))
+    for i in range(B):
+        y0, x0, y1, x1 = box[:, i]
+        assert 1 <= y1 - y0 and 1 <= x1 - x0
+        ref = tf.image.resize(x[index[i]], (y1 - y0, x1 - x0)).numpy()
+        assert np.allclose(xm[i, y0:y1, x0:x1], ref, atol=1e-5)
+        ref_seg = tf.image.resize(seg[index[i]][..., None], (y1 - y0, x1 - x0), method="nearest")
+        assert np.array_equal(sm[i, y0:y1, x0:x1], ref_seg.numpy()[..., 0])
+        outside = np.ones((16, 12), bool)
+        outside[y0:y1, x0:x1] = False
+        assert np.array_equal(xm[i][outside], x[i][outside])
+        assert np.array_equal(sm[i][outside], seg[i][outside])
+        area = (y1 - y0) * (x1 - x0) / (16 * 12)
+        assert np.isclose(lam[i], 1 - area, atol=1e-6)
+        assert np.isclose(ym[i, i], 1 - area, atol=1e-6) and np.isclose(ym[i, index[i]], area, atol=1e-6)
+    sides = (box[2] - box[0]) / 16.0
+    assert (sides >= 0.1 - 1 / 16).all() and (sides <= 0.8 + 1 / 16).all()
+
+
+def test_resize_mix_in_tf_data_under_xla_channels_first_and_uint8():
+    tf = pytest.importorskip("tensorflow")
+    x = np.random.default_rng(0).integers(0, 256, (B, 3, 10, 10)).astype("uint8")
+    layer = ResizeMix(num_classes=B, data_format="channels_first", dtype="uint8", seed=0)
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(B))).batch(B).map(layer)
+    xm, ym = next(iter(ds))
+    assert xm.dtype == tf.uint8 and xm.shape == (B, 3, 10, 10)
+    last = ResizeMix(num_classes=B)
+    plan = xla(lambda s: last.sample_plan(x.transpose(0, 2, 3, 1), s))(ops.as_seed(1))
+    assert to_np(plan["mask"]).shape == (B, 10, 10, 1)
+
+
+def test_resize_mix_site_trains_and_mixupe_weight():
+    x = np.random.default_rng(0).random((16, 8, 8, 3)).astype("float32")
+    model = keras_mixup.MixupModel(
+        keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
+                          keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]),
+        mixer=ResizeMix(), seed=0)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, np.arange(16) % 2, epochs=1, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    # E[1 − λ] weighted by λ, for λ = 1 − τ², τ ~ U(0.1, 0.8), by sampling.
+    tau = np.random.default_rng(0).uniform(0.1, 0.8, 1_000_000)
+    lam = 1 - tau**2
+    expected = np.sum(lam * (1 - lam)) / np.sum(lam)
+    assert np.isclose(float(to_np(ResizeMix().expected_partner_weight())), expected, rtol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: ResizeMix(scale=(0.5, 0.2)), "scale"),
+        (lambda: ResizeMix(scale=(0.0, 0.5)), "scale"),
+        (lambda: ResizeMix()(np.zeros((2, 8, 3), "float32"), np.zeros((2, 2), "float32")), "images"),
+        (lambda: RandomMix([ResizeMix(), CutMix()]), "ResizeMix"),
+    ],
+)
+def test_resize_mix_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
