@@ -40,6 +40,7 @@ Run it from the repository root::
 
     python benchmarks/bench_layers.py              # full run, a few minutes
     python benchmarks/bench_layers.py --quick      # small shapes, 3 repeats
+    python benchmarks/bench_layers.py --masks      # only the mask-mixing table
     python benchmarks/bench_layers.py --repeats 9
 
 It prints a Markdown table, then a PASS/FAIL summary of the performance
@@ -73,6 +74,25 @@ sizes); same_class/other_class informational; ways=3 <= 1.6x ways=2::
 
     python benchmarks/bench_layers.py --pairings
     python benchmarks/bench_layers.py --pairings --quick
+
+Mask mixing (``--masks`` runs only this part; about 4 minutes on 2 CPUs, so
+the full run leaves it out; ``--quick`` includes a short version at
+128x32x32x3, about 20 s, which ``--no-masks`` skips): ``keras_mixup``
+``FMix()``, ``MaskMix()``, ``MaskMix(shared_axes=[-1])``, ``PatchUp(mode=
+"hard")`` and ``PatchUp(mode="soft")`` (``block_size`` 7 at 224x224, 3 at
+32x32), ``ResizeMix()`` when the library has it, and ``CutMix()`` as a
+reference, ``num_classes=10`` on float32 images with int32 class ids, at
+128x32x32x3 and 64x224x224x3, ``tf.function`` and ``tf.data``; plus
+``keras_cv.layers.FourierMix`` next to FMix when keras_cv is importable and
+works with the installed Keras/TF (otherwise a line says why the row is
+absent). Rows of a (size, mode), the copy floor included, are timed in the
+same rounds (5, 3 with ``--quick``); *x floor* is the paired ratio layer
+time / (1.5 x copy time), like the main table's. Targets: FMix and MaskMix
+(both rows) <= 2x the floor at 64x224x224x3 in each mode; the other rows
+and sizes are informational::
+
+    python benchmarks/bench_layers.py --masks
+    python benchmarks/bench_layers.py --masks --quick
 """
 
 import argparse
@@ -317,19 +337,22 @@ def make_int_batch(shape):
     return tf.constant(x), tf.constant(y)
 
 
-def measure_rows(rows, shape, mode, repeats, min_time, log):
+def measure_rows(rows, shape, mode, repeats, min_time, log,
+                 make=make_pairing_call, label="MixUp"):
     """Per row: the seconds per batch of every round (a list), or an error.
 
     Like `measure_case`: every row is warmed up and calibrated, then timed
     round-robin, one loop per row per round; the starting row rotates from
     round to round so no row always follows the same one. Round ``k`` of
     every row is comparable with round ``k`` of any other (paired ratios).
+    ``make(row)`` returns the row's ``f(x, y)`` (or raises: reported as the
+    row's error); ``label`` prefixes the log lines.
     """
     x, y = make_int_batch(shape)
     results, runners = {}, {}
     for row in rows:
         try:
-            runner = _Runner(make_pairing_call(row), x, y, mode)
+            runner = _Runner(make(row), x, y, mode)
             runner.warm_up(min_time)
             runners[row] = runner
         except Exception as e:  # report, don't crash
@@ -354,7 +377,8 @@ def measure_rows(rows, shape, mode, repeats, min_time, log):
                      f"n={runners[row].n})")
         else:
             shown = results[row]
-        log(f"{'x'.join(map(str, shape)):>13} float32 int {mode:>11}  MixUp {row:<22} {shown}")
+        width = max(22, *(len(r) for r in rows))
+        log(f"{'x'.join(map(str, shape)):>13} float32 int {mode:>11}  {label} {row:<{width}} {shown}")
     return results
 
 
@@ -478,6 +502,220 @@ def run_pairing_tables(shapes, mode, repeats, min_time, log):
     )
     print()
     print("Targets (pairings and ways):")
+    for word, label in verdicts:
+        print(f"  [{word}] {label}")
+    return errors
+
+
+# ------------------------------------------------------------ mask mixing
+#
+# keras_mixup's mask-based layers (FMix, MaskMix, PatchUp; ResizeMix when the
+# library has it) on float32 images with int32 labels (num_classes=10),
+# against the copy floor and our CutMix, every row of a (size, mode) timed in
+# the same rounds (paired ratios, like the pairing tables).
+
+MASK_SHAPES = [(128, 32, 32, 3), (64, 224, 224, 3)]
+M_COPY = "copy floor"
+M_CUTMIX = "CutMix()"
+M_FMIX = "FMix()"
+M_KCV_FMIX = "keras_cv FourierMix"
+M_MASKMIX = "MaskMix()"
+M_MASKMIX_C = "MaskMix(shared_axes=[-1])"
+M_RESIZEMIX = "ResizeMix()"
+MASK_LIMIT = 2.0  # x floor, FMix and MaskMix at MASK_TARGET_SHAPE
+MASK_TARGET_SHAPE = (64, 224, 224, 3)
+MASK_TARGET_ROWS = (M_FMIX, M_MASKMIX, M_MASKMIX_C)
+
+
+def patchup_block_size(shape):
+    """7 at 224x224 (the paper's), 3 at 32x32."""
+    return 7 if min(shape[1:3]) >= 112 else 3
+
+
+def patchup_rows(shape):
+    bs = patchup_block_size(shape)
+    return [f'PatchUp(block_size={bs}, mode="hard")', f'PatchUp(block_size={bs}, mode="soft")']
+
+
+def keras_cv_fourier_mix():
+    """``(FourierMix class, None)``, or ``(None, why it is absent)``."""
+    try:
+        import keras_cv  # noqa: F401 (optional; not a dependency)
+    except Exception as e:
+        return None, f"keras_cv is not importable ({_error(e)[7:]})"
+    cls = getattr(getattr(keras_cv, "layers", None), "FourierMix", None)
+    if cls is None:
+        return None, f"keras_cv {getattr(keras_cv, '__version__', '?')} has no layers.FourierMix"
+    # Does it run here (Keras/TF versions)? One tiny eager call.
+    try:
+        layer = cls(alpha=1.0, decay_power=3, seed=1)
+        out = layer({"images": tf.zeros((2, 8, 8, 3)), "labels": tf.one_hot([0, 1], NUM_CLASSES)})
+        out["images"].shape  # noqa: B018
+    except Exception as e:
+        return None, (f"keras_cv {getattr(keras_cv, '__version__', '?')} FourierMix fails "
+                      f"with Keras {keras.__version__} / TF {tf.__version__}: {_error(e)[7:]}")
+    return cls, None
+
+
+def _copy_one_hot():
+    """The copy floor with int32 labels: x read and written once, the labels
+    one-hot encoded like the layers' (the ``tf.function`` probe reads
+    ``y[0, 0]``)."""
+    copy = make_call(COPY, "float32")
+    return lambda x, y: (copy(x, y)[0], tf.one_hot(y, NUM_CLASSES))
+
+
+def make_mask_calls(shape, kcv_cls):
+    """Row -> ``f(x, y)`` or the exception its construction raised. One
+    instance per row serves both modes of a size, so XLA compiles once."""
+    kw = dict(num_classes=NUM_CLASSES, seed=1)
+    L = keras_mixup.layers
+    bs = patchup_block_size(shape)
+    hard, soft = patchup_rows(shape)
+    factories = {
+        M_COPY: _copy_one_hot,
+        M_CUTMIX: lambda: L.CutMix(**kw),
+        M_FMIX: lambda: L.FMix(alpha=1.0, decay_power=3.0, **kw),
+    }
+    if kcv_cls is not None:
+        def kcv():
+            call = _dict_call(kcv_cls(alpha=1.0, decay_power=3, seed=1))
+            # one-hot the int32 ids (negligible next to the images)
+            return lambda x, y: call(x, tf.one_hot(y, NUM_CLASSES))
+
+        factories[M_KCV_FMIX] = kcv
+    factories.update({
+        M_MASKMIX: lambda: L.MaskMix(alpha=1.0, **kw),
+        M_MASKMIX_C: lambda: L.MaskMix(alpha=1.0, shared_axes=[-1], **kw),
+        hard: lambda: L.PatchUp(block_size=bs, gamma=0.9, mode="hard", **kw),
+        soft: lambda: L.PatchUp(block_size=bs, gamma=0.9, mode="soft", **kw),
+    })
+    if hasattr(L, "ResizeMix"):  # not required; a row when the library has it
+        factories[M_RESIZEMIX] = lambda: L.ResizeMix(**kw)
+    calls = {}
+    for row, factory in factories.items():
+        try:
+            calls[row] = factory()
+        except Exception as e:  # shown as the row's error
+            calls[row] = e
+    return calls
+
+
+def mask_target(row, shape):
+    """``(limit, informational)`` of the row's x floor, or None."""
+    if row in MASK_TARGET_ROWS:
+        return MASK_LIMIT, tuple(shape) != MASK_TARGET_SHAPE
+    return None
+
+
+def run_mask_tables(shapes, modes, repeats, min_time, log):
+    """Times the mask-mixing layers, prints a table; returns the errors."""
+    kcv_cls, kcv_why = keras_cv_fourier_mix()
+    results, rows_of = {}, {}  # (shape, mode, row) -> list of seconds or str
+    for shape in shapes:
+        calls = make_mask_calls(shape, kcv_cls)
+        rows_of[shape] = list(calls)
+
+        def make(row, calls=calls):
+            if isinstance(calls[row], Exception):
+                raise calls[row]
+            return calls[row]
+
+        for mode in modes:
+            for row, r in measure_rows(list(calls), shape, mode, repeats, min_time, log,
+                                       make=make, label="mask").items():
+                results[(shape, mode, row)] = r
+    errors = [(shape, mode, row, r) for (shape, mode, row), r in results.items()
+              if isinstance(r, str)]
+    verdicts = []
+    size = lambda shape: "x".join(map(str, shape))  # noqa: E731
+
+    lines = [
+        "| layer | size | mode | images/s | ms/batch | x floor | vs CutMix | target | PASS/FAIL |",
+        "|---|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for shape in shapes:
+        for mode in modes:
+            copy_t = results.get((shape, mode, M_COPY))
+            cut_t = results.get((shape, mode, M_CUTMIX))
+            for row in rows_of[shape]:
+                t = results[(shape, mode, row)]
+                target, verdict = "", ""
+                spec = mask_target(row, shape)
+                if spec is not None:
+                    limit, info = spec
+                    target = f"<= {limit:.1f}x floor" + (" (info)" if info else "")
+                if isinstance(t, str):
+                    rate = ms = fl = vs = "n/a"
+                    if spec is not None and not spec[1]:
+                        verdicts.append(("N/A ", f"{row} {size(shape)} {mode}: could not be measured"))
+                        verdict = "n/a"
+                else:
+                    med_t = statistics.median(t)
+                    rate, ms = fmt_rate(shape[0] / med_t), f"{med_t * 1e3:.2f}"
+                    if row == M_COPY:
+                        fl = f"({FLOOR_FACTOR:g}x = {FLOOR_FACTOR * med_t * 1e3:.2f} ms)"
+                        vs = ""
+                    else:
+                        fl, fl_med = "n/a", None
+                        if not isinstance(copy_t, str) and copy_t is not None:
+                            fl_med, lo, hi = paired_ratio(
+                                t, [FLOOR_FACTOR * c for c in copy_t])
+                            fl = f"{fl_med:.2f} ({lo:.2f}..{hi:.2f})"
+                        if row == M_CUTMIX:
+                            vs = "1.00x (ref)"
+                        elif isinstance(cut_t, str) or cut_t is None:
+                            vs = "n/a"
+                        else:
+                            vs = f"{paired_ratio(t, cut_t)[0]:.2f}x"
+                        if spec is not None:
+                            limit, info = spec
+                            label = f"{row} {size(shape)} {mode}"
+                            if fl_med is None:
+                                verdict = "n/a"
+                                if not info:
+                                    verdicts.append(("N/A ", label + ": could not be measured"))
+                            else:
+                                word = "PASS" if fl_med <= limit else "FAIL"
+                                verdict = f"info ({word})" if info else word
+                                if not info:
+                                    verdicts.append((word, f"{label}: {fl_med:.2f}x floor "
+                                                     f"(target <= {limit:.1f}x; {med_t * 1e3:.2f} ms "
+                                                     f"vs floor {FLOOR_FACTOR * statistics.median(copy_t) * 1e3:.2f} ms)"))
+                lines.append(f"| {row} | {size(shape)} | {mode} | {rate} | {ms} | {fl} "
+                             f"| {vs} | {target} | {verdict} |")
+    print()
+    print("Mask mixing (float32 images, int32 labels, num_classes=10; keras_mixup "
+          "layers unless named):")
+    print()
+    print("\n".join(lines))
+    print()
+    print(
+        "*x floor*: median over the rounds of the paired ratio layer time / "
+        f"({FLOOR_FACTOR:g} x copy time of the same round) (min..max in "
+        "parentheses), the main table's read-two-write-one floor; 1.0 = at the "
+        "floor. *vs CutMix*: paired median of layer time / CutMix() time "
+        "(lower is faster). *ms/batch*, *images/s*: median over the rounds. "
+        "The rows of a (size, mode) are timed round-robin in the same rounds, "
+        "the starting row rotating; one instance per row serves both modes. "
+        "FMix() = FMix(alpha=1.0, decay_power=3.0, max_soft=0.0); PatchUp "
+        "gamma=0.9, block_size 7 at 224x224 and 3 at 32x32 (PatchUp is meant "
+        "for hidden feature maps; here on images). tf.data rows: sequential "
+        "`map` + `prefetch(2)` on a repeated in-memory batch. "
+        f"{repeats} rounds after warm-up."
+    )
+    if kcv_cls is not None:
+        print("keras_cv FourierMix(alpha=1.0, decay_power=3): labels one-hot "
+              "encoded in the call (int32 ids in), for comparison with FMix().")
+    else:
+        print(f"keras_cv FourierMix: row absent: {kcv_why}.")
+    if not hasattr(keras_mixup.layers, "ResizeMix"):
+        print("ResizeMix: row absent: keras_mixup.layers has no ResizeMix.")
+    print()
+    print(f"Targets (mask mixing, FMix/MaskMix <= {MASK_LIMIT:.1f}x floor at "
+          f"{size(MASK_TARGET_SHAPE)}, every mode; other rows informational):")
+    if MASK_TARGET_SHAPE not in [tuple(sh) for sh in shapes]:
+        print(f"  skipped (--quick runs only {', '.join(size(sh) for sh in shapes)})")
     for word, label in verdicts:
         print(f"  [{word}] {label}")
     return errors
@@ -632,22 +870,39 @@ def main(argv=None):
                         help="skip the JAX-backend rows (bench_jax.py in a subprocess)")
     section = parser.add_mutually_exclusive_group()
     section.add_argument("--pairings", action="store_true",
-                         help="only the pairing / ways tables (MixUp by pairing= and ways=)")
+                         help="only the pairing / ways tables (MixUp by pairing= and ways=); "
+                              "with --masks: those two sections")
     section.add_argument("--no-pairings", action="store_true",
                          help="skip the pairing / ways tables")
     parser.add_argument("--pairings-mode", choices=MODES, default="tf.data",
                         help="call mode of the pairing / ways tables (default tf.data)")
+    masks = parser.add_mutually_exclusive_group()
+    masks.add_argument("--masks", action="store_true",
+                       help="only the mask-mixing table (FMix, MaskMix, PatchUp vs the copy "
+                            "floor and CutMix); with --pairings: those two sections")
+    masks.add_argument("--no-masks", action="store_true",
+                       help="skip the mask-mixing table (--quick runs a short one; the full "
+                            "run leaves it out)")
     args = parser.parse_args(argv)
+    only = args.pairings or args.masks  # run only the named sections
+    run_main = not only
+    run_pairings = args.pairings or (not only and not args.no_pairings)
+    # The full table adds ~4 min (2 CPUs): opt-in, except the short --quick one.
+    run_masks = args.masks or (args.quick and not only and not args.no_masks)
     repeats = args.repeats or (3 if args.quick else 5)
     pairing_repeats = args.repeats or (3 if args.quick else 9)
+    mask_repeats = args.repeats or (3 if args.quick else 5)
     min_time = args.min_time or (0.1 if args.quick else 0.25)
     shapes = SHAPES[:1] if args.quick else SHAPES
     pairing_shapes = PAIRING_SHAPES[:1] if args.quick else PAIRING_SHAPES
+    mask_shapes = MASK_SHAPES[:1] if args.quick else MASK_SHAPES
 
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"keras_mixup {getattr(keras_mixup, '__version__', '?')}, "
-          f"{os.cpu_count()} CPUs, repeats={repeats}"
-          + ("" if args.no_pairings else f" ({pairing_repeats} for pairings)")
+          f"{os.cpu_count()} CPUs"
+          + (f", repeats={repeats}" if run_main else "")
+          + (f", {pairing_repeats} rounds for pairings" if run_pairings else "")
+          + (f", {mask_repeats} rounds for masks" if run_masks else "")
           + f", min-time={min_time}s",
           flush=True)
     wall0 = time.perf_counter()
@@ -656,12 +911,20 @@ def main(argv=None):
         print(f"  [{time.perf_counter() - wall0:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
     errors = []
-    if not args.pairings:
+    if run_main:
         errors += run_layer_tables(args, shapes, repeats, min_time, log)
-    if not args.no_pairings:
+    if run_pairings:
         for shape, row, msg in run_pairing_tables(
                 pairing_shapes, args.pairings_mode, pairing_repeats, min_time, log):
             errors.append((shape, "float32", args.pairings_mode, f"MixUp {row}", msg))
+    if run_masks:
+        for shape, mode, row, msg in run_mask_tables(
+                mask_shapes, MODES, mask_repeats, min_time, log):
+            errors.append((shape, "float32", mode, row, msg))
+    elif not only and not args.no_masks:
+        print()
+        print("Mask-mixing table (FMix, MaskMix, PatchUp): not in the full run "
+              "(about 4 minutes); run with --masks.")
 
     if errors:
         print()
