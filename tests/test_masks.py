@@ -287,3 +287,17 @@ def test_resize_mix_site_trains_and_mixupe_weight():
 def test_resize_mix_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_hash_uniform_is_uniform_and_seed_dependent():
+    import scipy.stats
+
+    from keras_mixup.ops.random import hash_uniform
+
+    u = to_np(hash_uniform([200, 500], ops.as_seed(0))).ravel()
+    assert scipy.stats.chisquare(np.histogram(u, bins=32, range=(0, 1))[0]).pvalue > 1e-3
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 4 / np.sqrt(len(u))  # neighbours
+    v = to_np(hash_uniform([200, 500], ops.as_seed(1))).ravel()
+    assert abs(np.corrcoef(u, v)[0, 1]) < 4 / np.sqrt(len(u))  # seeds
+    w = to_np(xla(lambda s: hash_uniform([200, 500], s))(ops.as_seed(0))).ravel()
+    assert np.array_equal(u, w)  # the same stream under XLA

@@ -181,6 +181,23 @@ def bitwise_and(x, y):
     return ops.bitwise_and(x, y)
 
 
+def bitwise_or(x, y):
+    return ops.bitwise_or(x, y)
+
+
+def bitwise_xor(x, y):
+    return ops.bitwise_xor(x, y)
+
+
+def right_shift(x, y):
+    return ops.right_shift(x, y)
+
+
+def float_bits(x):
+    jax = _require_jax("Sampling a mixing plan")
+    return jax.lax.bitcast_convert_type(ops.cast(x, "float32"), "int32")
+
+
 def cond(pred, true_fn, false_fn):
     """``true_fn()`` if ``pred`` else ``false_fn()``. With a concrete
     ``pred`` (an eager step) the branch is picked in Python: ``lax.cond``

@@ -42,6 +42,9 @@ expand_dims = tf.expand_dims
 squeeze = tf.squeeze
 stop_gradient = tf.stop_gradient
 bitwise_and = tf.bitwise.bitwise_and
+bitwise_or = tf.bitwise.bitwise_or
+bitwise_xor = tf.bitwise.bitwise_xor
+right_shift = tf.bitwise.right_shift  # arithmetic on int32
 cond = tf.cond
 
 
@@ -93,6 +96,11 @@ def top_k(x, k):
 
 def matmul(a, b):
     return tf.linalg.matmul(a, b)
+
+
+def float_bits(x):
+    """The bits of float32 ``x`` as int32."""
+    return tf.bitcast(tf.cast(x, tf.float32), tf.int32)
 
 
 def fft2_real(re, im):

@@ -7,7 +7,7 @@ import numpy as np
 
 from keras_mixup import backend
 from keras_mixup.layers.masked import MaskedMixing
-from keras_mixup.ops.random import normal
+from keras_mixup.ops.random import hash_normal
 
 
 def fourier_scale(sizes, decay_power):
@@ -20,6 +20,33 @@ def fourier_scale(sizes, decay_power):
     freq = np.sqrt(fy**2 + fx**2)
     freq = np.maximum(freq, 1.0 / max(grid))
     return (1.0 / freq**decay_power).astype("float32")
+
+
+def key_of(x):
+    """int32 keys in the order of the float32 values ``x`` (the sign-
+    magnitude bits of a negative float turned around)."""
+    K = backend.ops()
+    bits = K.float_bits(x)
+    return K.where(bits < 0, K.bitwise_xor(bits, 0x7FFFFFFF), bits)
+
+
+def _kth_largest(keys, k):
+    """The ``k[b]``-th largest of each row of int32 ``keys`` ``(B, N)``
+    (``k >= 1``; rows with ``k = 0`` get an arbitrary value): 32 passes of
+    a count, deciding the answer's bits from the sign down — an exact
+    selection without sorting the row."""
+    K = backend.ops()
+    k = K.expand_dims(k, 1)
+
+    def at_least(t):
+        return K.reduce_sum(K.cast(keys >= K.expand_dims(t, 1), "int32"), axis=1, keepdims=True) >= k
+
+    zeros = K.zeros_like(k[:, 0])
+    t = K.where(at_least(zeros)[:, 0], zeros, zeros + (-(2**31)))
+    for bit in range(30, -1, -1):
+        candidate = K.bitwise_or(t, 1 << bit)
+        t = K.where(at_least(candidate)[:, 0], candidate, t)
+    return t
 
 
 @keras.saving.register_keras_serializable(package="keras_mixup")
@@ -100,17 +127,16 @@ class FMix(MaskedMixing):
         batch = backend.dim(inputs, 0)
         grid = list(sizes) + [1] * (2 - len(sizes))
         scale = K.convert_to_tensor(fourier_scale(sizes, self.decay_power))
-        noise = normal([2, batch, *grid], seed)
+        noise = hash_normal([2, batch, *grid], seed)
         field = K.fft2_real(noise[0] * scale, noise[1] * scale)  # (B, *grid)
         n = grid[0] * grid[1]
         flat = K.reshape(field, [batch, n])
-        order = K.top_k(flat, n)  # positions, highest first
         keep = K.cast(K.round(lam * float(n)), "int32")  # (B,)
         if self.max_soft == 0:
-            ranked = K.take_along(flat, order)
-            cut = K.take_along(ranked, K.expand_dims(K.clip(keep - 1, 0, n - 1), 1))
-            mask = K.cast((flat >= cut) & K.expand_dims(keep > 0, 1), "float32")
+            cut = _kth_largest(key_of(flat), keep)
+            mask = K.cast((key_of(flat) >= K.expand_dims(cut, 1)) & K.expand_dims(keep > 0, 1), "float32")
         else:
+            order = K.top_k(flat, n)  # positions, highest first
             # Each position's rank (the inverse of `order`), then a linear
             # ramp of width 2·soft ranks centred on the cut.
             rank_of = K.top_k(-K.cast(order, "float32"), n)

@@ -7,7 +7,7 @@ import keras
 from keras_mixup import backend
 from keras_mixup.layers.masked import MaskedMixing
 from keras_mixup.ops.mixing import per_example
-from keras_mixup.ops.random import uniform
+from keras_mixup.ops.random import hash_uniform
 
 
 @keras.saving.register_keras_serializable(package="keras_mixup")
@@ -88,4 +88,4 @@ class MaskMix(MaskedMixing):
         shape = [
             1 if axis in shared else backend.dim(inputs, axis) for axis in range(rank)
         ]
-        return uniform(shape, seed) < per_example(lam, rank)
+        return hash_uniform(shape, seed) < per_example(lam, rank)

@@ -7,7 +7,7 @@ import keras
 from keras_mixup import backend
 from keras_mixup.layers.masked import MaskedMixing
 from keras_mixup.ops.mixing import per_example
-from keras_mixup.ops.random import uniform
+from keras_mixup.ops.random import hash_uniform
 
 MODES = ("hard", "soft")
 
@@ -105,7 +105,7 @@ class PatchUp(MaskedMixing):
             valid_area *= s - bs + 1
         rate = self.gamma / bs ** len(sizes) * area / valid_area
         shape = [backend.dim(inputs, 0), *sizes, 1]
-        centres = uniform(shape, seed) < rate
+        centres = hash_uniform(shape, seed) < rate
         # Only where a whole block fits.
         for axis, s in enumerate(sizes, start=1):
             pos = K.range(s, dtype="int32")
@@ -113,7 +113,13 @@ class PatchUp(MaskedMixing):
             view = [1] * len(shape)
             view[axis] = s
             centres = centres & K.reshape(fits, view)
-        patched = K.max_pool(K.cast(centres, "float32"), [bs] * len(sizes))  # 1 = in a block
+        # 1 = in a block: a max over the block around each position, one
+        # axis at a time (the same max, bs instead of bs² reads).
+        patched = K.cast(centres, "float32")
+        for axis in range(len(sizes)):
+            window = [1] * len(sizes)
+            window[axis] = bs
+            patched = K.max_pool(patched, window)
         if self.mode == "hard":
             keep = 1.0 - patched
         else:

@@ -445,3 +445,56 @@ def sample_dirichlet(shape, ways, alpha, seed=None):
     full = [*shape, int(ways)] if isinstance(shape, (list, tuple)) else K.trailing(shape, int(ways))
     alpha = K.cast(alpha, "float32")
     return K.softmax(_log_gamma(alpha, full, as_seed(seed)), axis=-1)
+
+
+# murmur3's 32-bit finalizer constants, as int32 (the arithmetic wraps).
+_GOLDEN = 0x9E3779B1 - 2**32
+_M1 = 0x85EBCA6B - 2**32
+_M2 = 0xC2B2AE35 - 2**32
+
+
+def _shift_right(h, s):
+    """Logical right shift of int32 ``h`` by ``s`` bits."""
+    K = backend.ops()
+    return K.bitwise_and(K.right_shift(h, s), (1 << (32 - s)) - 1)
+
+
+def _fmix(h):
+    K = backend.ops()
+    h = K.bitwise_xor(h, _shift_right(h, 16))
+    h = h * _M1
+    h = K.bitwise_xor(h, _shift_right(h, 13))
+    h = h * _M2
+    return K.bitwise_xor(h, _shift_right(h, 16))
+
+
+def hash_bits(shape, seed):
+    """32 random-looking bits (int32) per element, hashed from the element's
+    position and a seed: murmur3's finalizer, twice, keyed by two Philox
+    words of the seed.
+
+    For input-sized masks (a bit or a threshold per value), where Philox
+    itself is too slow on CPU (XLA:CPU spends ~20 ns per Philox word; these
+    are a few vectorized integer operations). Not a cryptographic or
+    high-quality stream beyond that use: prefer `uniform` for a plan's
+    per-example draws.
+    """
+    K = backend.ops()
+    key = K.bits([2], as_seed(seed))
+    count = 1
+    for d in shape:
+        count = count * d
+    h = _fmix(K.range(count, dtype="int32") * _GOLDEN + key[0])
+    h = _fmix(K.bitwise_xor(h, key[1]))
+    return K.reshape(h, shape)
+
+
+def hash_uniform(shape, seed):
+    """Floats in [0, 1) from `hash_bits` (23 bits of resolution)."""
+    return _unit(hash_bits(shape, seed))
+
+
+def hash_normal(shape, seed):
+    """Standard normal floats from `hash_bits` (Box-Muller)."""
+    b = hash_bits([2, *shape], seed)
+    return _box_muller(b[0], b[1])
