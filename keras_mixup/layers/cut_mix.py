@@ -5,24 +5,13 @@ import keras
 from keras_mixup import backend
 from keras_mixup.layers import inputs as boundary
 from keras_mixup.layers.base import BaseMixingLayer
-from keras_mixup.layers.mix_up import check_per_sample
+from keras_mixup.layers.masked import MaskedMixing
 from keras_mixup.ops.mixing import _bounds_mask, _box_bounds, _segment_bounds
-from keras_mixup.ops.plans import identity_where_off
 from keras_mixup.ops.random import fold_seed, sample_beta
 
 
-def standardize_data_format(data_format):
-    data_format = data_format or keras.config.image_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first'; got "
-            f"{data_format!r}."
-        )
-    return data_format
-
-
 @keras.saving.register_keras_serializable(package="keras_mixup")
-class CutMix(BaseMixingLayer):
+class CutMix(MaskedMixing):
     """CutMix: pastes a box from a partner image, mixes labels by area.
 
     For images ``(B, H, W, C)`` (or ``(B, C, H, W)`` with
@@ -80,62 +69,9 @@ class CutMix(BaseMixingLayer):
     ('uint8', TensorShape([4, 4]))
     """
 
-    def __init__(
-        self,
-        alpha=1.0,
-        beta=None,
-        per_sample=True,
-        num_classes=None,
-        label_smoothing=0.0,
-        data_format=None,
-        seed=None,
-        pairing="derangement",
-        neighbors=1,
-        mix="both",
-        pairing_scope="replica",
-        ways=2,
-        **kwargs,
-    ):
-        super().__init__(
-            num_classes=num_classes,
-            label_smoothing=label_smoothing,
-            seed=seed,
-            pairing=pairing,
-            neighbors=neighbors,
-            mix=mix,
-            pairing_scope=pairing_scope,
-            ways=ways,
-            **kwargs,
-        )
-        self._set_concentration(alpha, beta)
-        self.per_sample = check_per_sample(per_sample)
-        self.data_format = standardize_data_format(data_format)
-        if self.compute_dtype not in ("uint8",) and not keras.backend.is_float_dtype(
-            self.compute_dtype
-        ):
-            raise ValueError(
-                "CutMix's dtype must be a float type or 'uint8' (to keep "
-                f"uint8 images exact); got dtype={self.compute_dtype!r}."
-            )
-
-    @property
-    def _data_format(self):
-        return self.data_format
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "alpha": self.alpha,
-                "beta": self.beta,
-                "per_sample": self.per_sample,
-                "data_format": self.data_format,
-            }
-        )
-        return config
-
     def _check_inputs(self, inputs):
-        super()._check_inputs(inputs)
+        # CutMix's own messages (its base's checks are a subset of these).
+        BaseMixingLayer._check_inputs(self, inputs)
         x = inputs
         if not hasattr(x, "shape"):
             raise TypeError(
@@ -179,17 +115,6 @@ class CutMix(BaseMixingLayer):
             )
         return boundary.check_mask_shape("CutMix", masks, images, self.data_format)
 
-    def _spatial_axes(self, rank):
-        if self.data_format == "channels_last":
-            return list(range(1, rank - 1))
-        return list(range(2, rank))
-
-    # A cut takes each value from one of two sources.
-    _max_ways = 2
-
-    def sample_plan(self, inputs, seed, context=None):
-        return self._full_plan(self._sample_parts(inputs, seed, context), inputs)
-
     def _sample_parts(self, inputs, seed, context=None):
         """The plan with the cuts as bounds (``"bounds"``, int32 ``(4, N)``
         or ``(2, N)``) in place of the input-sized ``"mask"``."""
@@ -204,16 +129,7 @@ class CutMix(BaseMixingLayer):
             bounds, kept = _box_bounds(sizes[0], sizes[1], lam, fold_seed(seed, 3))
         else:
             bounds, kept = _segment_bounds(sizes[0], lam, fold_seed(seed, 3))
-        index, found = self._partners(inputs, seed, context)
-        plan = {
-            "index": index,
-            "lam": kept if self.per_sample else K.broadcast_to(kept, [batch]),
-            "bounds": bounds,
-        }
-        if found is not None:  # no partner: no cut
-            plan = identity_where_off(plan, found)
-            plan["found"] = found
-        return plan
+        return self._cut_plan(inputs, seed, context, kept, bounds)
 
     def _sizes(self, inputs):
         return [backend.dim(inputs, a) for a in self._spatial_axes(backend.rank(inputs))]

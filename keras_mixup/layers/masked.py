@@ -13,15 +13,26 @@ import keras
 
 from keras_mixup import backend
 from keras_mixup.layers.base import BaseMixingLayer
-from keras_mixup.layers.cut_mix import standardize_data_format
 from keras_mixup.layers.mix_up import check_per_sample
 from keras_mixup.ops.mixing import per_example
+from keras_mixup.ops.plans import identity_where_off
 from keras_mixup.ops.random import fold_seed, sample_beta
 
 
+def standardize_data_format(data_format):
+    data_format = data_format or keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            "`data_format` must be 'channels_last' or 'channels_first'; got "
+            f"{data_format!r}."
+        )
+    return data_format
+
+
 class MaskedMixing(BaseMixingLayer):
-    """Base class of the mask-family layers (two-way: each value comes from
-    the example, the partner, or — soft masks — a blend of the two)."""
+    """Base class of the mask-family layers, CutMix's included (two-way: each
+    value comes from the example, the partner, or — soft masks — a blend of
+    the two)."""
 
     _max_ways = 2
     # Inputs ranks the family takes (None: any rank >= 2).
@@ -60,8 +71,8 @@ class MaskedMixing(BaseMixingLayer):
             self.compute_dtype
         ):
             raise ValueError(
-                f"{name}'s dtype must be a float type or 'uint8'; got "
-                f"dtype={self.compute_dtype!r}."
+                f"{name}'s dtype must be a float type or 'uint8' (to keep "
+                f"uint8 images exact); got dtype={self.compute_dtype!r}."
             )
 
     @property
@@ -141,6 +152,23 @@ class MaskedMixing(BaseMixingLayer):
             plan["lam"] = K.where(found, lam, 1.0)
         return plan
 
+    def _cut_plan(self, inputs, seed, context, kept, bounds):
+        """The parts of a box plan (CutMix, ResizeMix): partners, the kept
+        fractions ``kept`` ``(N,)`` and int32 ``bounds`` ``(2k, N)``; an
+        example without a partner gets an empty box."""
+        K = backend.ops()
+        index, found = self._partners(inputs, seed, context)
+        batch = backend.dim(inputs, 0)
+        plan = {
+            "index": index,
+            "lam": kept if self.per_sample else K.broadcast_to(kept, [batch]),
+            "bounds": bounds,
+        }
+        if found is not None:
+            plan = identity_where_off(plan, found)
+            plan["found"] = found
+        return plan
+
     def _full_plan(self, plan, inputs):
         """The mask (float, 1 = own value, shaped like the inputs with size
         1 on shared axes) and the realized own fraction as ``lam``."""
@@ -161,10 +189,6 @@ class MaskedMixing(BaseMixingLayer):
     def _mask(self, inputs, lam, seed):
         """The mask for ``inputs`` given the sampled own weights ``lam``."""
         raise NotImplementedError
-
-    def expected_partner_weight(self):
-        # The mask families take λ's distribution from their Beta draw.
-        return super().expected_partner_weight()
 
 
 def _count(mask, axes):

@@ -6,7 +6,6 @@ import keras
 
 from keras_mixup import backend
 from keras_mixup.layers.cut_mix import CutMix
-from keras_mixup.ops.plans import identity_where_off
 from keras_mixup.ops.random import fold_seed, uniform
 
 
@@ -110,16 +109,7 @@ class ResizeMix(CutMix):
         ]
         bounds = K.stack([starts[0], starts[1], starts[0] + sides[0], starts[1] + sides[1]])
         kept = 1.0 - K.cast(sides[0] * sides[1], "float32") / float(height * width)
-        index, found = self._partners(inputs, seed, context)
-        plan = {
-            "index": index,
-            "lam": kept if self.per_sample else K.broadcast_to(kept, [batch]),
-            "bounds": bounds,
-        }
-        if found is not None:  # no partner: nothing pasted
-            plan = identity_where_off(plan, found)
-            plan["found"] = found
-        return plan
+        return self._cut_plan(inputs, seed, context, kept, bounds)
 
     def _full_plan(self, plan, inputs):
         if "bounds" not in plan:

@@ -79,7 +79,7 @@ class MixingState:
         if found is None:
             return K.convert_to_tensor(np.zeros(2, "int32"))
         missing = 1 - K.cast(found, "int32")
-        return K.stack([K.reduce_sum(missing * 0 + 1), K.reduce_sum(missing)])
+        return K.stack([K.reduce_sum(K.ones_like(missing)), K.reduce_sum(missing)])
 
     def _add_unpaired(self, delta):
         state = self._state("unpaired")

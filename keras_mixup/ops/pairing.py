@@ -38,6 +38,8 @@ Example:
 
 import numbers
 
+import numpy as np
+
 from keras_mixup import backend
 from keras_mixup.ops.random import (
     as_seed,
@@ -125,8 +127,6 @@ def derangement(batch_size, seed, ways=2):
 
 
 def _steps(ways):
-    import numpy as np
-
     return backend.ops().convert_to_tensor(np.arange(1, ways, dtype="int32"))
 
 
