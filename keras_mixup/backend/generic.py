@@ -36,6 +36,8 @@ floor = ops.floor
 ceil = ops.ceil
 maximum = ops.maximum
 minimum = ops.minimum
+reduce_max = ops.max
+reduce_min = ops.min
 expand_dims = ops.expand_dims
 stop_gradient = ops.stop_gradient
 
@@ -151,8 +153,8 @@ def argmax(x, axis=-1):
     return ops.cast(ops.argmax(x, axis=axis), "int32")
 
 
-def transpose(x):
-    return ops.transpose(x)
+def transpose(x, perm=None):
+    return ops.transpose(x, perm)
 
 
 def argsort(x):

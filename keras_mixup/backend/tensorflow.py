@@ -22,6 +22,8 @@ stack = tf.stack
 unstack = tf.unstack
 concat = tf.concat
 reduce_sum = tf.reduce_sum
+reduce_max = tf.reduce_max
+reduce_min = tf.reduce_min
 cumsum = tf.cumsum
 log = tf.math.log
 log1p = tf.math.log1p
@@ -118,8 +120,8 @@ def argmax(x, axis=-1):
     return tf.math.argmax(x, axis=axis, output_type=tf.int32)
 
 
-def transpose(x):
-    return tf.transpose(x)
+def transpose(x, perm=None):
+    return tf.transpose(x, perm)
 
 
 def argsort(x):

@@ -16,10 +16,12 @@ any backend.
 import keras
 
 from keras_mixup import backend
+from keras_mixup.layers import boxes as box_layer
 from keras_mixup.layers import inputs as boundary
 from keras_mixup.layers import partners as pools
 from keras_mixup.layers.sites import SiteMixing, current_scope
 from keras_mixup.layers.state import MixingState
+from keras_mixup.ops import boxes as box_ops
 from keras_mixup.ops import labels as label_ops
 from keras_mixup.ops.mixing import blend, blend_ways, per_example
 from keras_mixup.ops.pairing import (
@@ -103,6 +105,8 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         ways=2,
         mix="both",
         pairing_scope="replica",
+        bounding_box_format=None,
+        min_visibility=0.0,
         **kwargs,
     ):
         # Labels must stay float32 whatever the policy: cast inputs by hand.
@@ -139,6 +143,10 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         self.pairing_scope = _check_choice(
             pairing_scope, "pairing_scope", SCOPES, "where partners come from"
         )
+        self.bounding_box_format = box_ops.check_format(
+            bounding_box_format, type(self).__name__
+        )
+        self.min_visibility = box_layer.check_min_visibility(min_visibility)
         self._init_state()
         if self._label_aware():
             self._init_unpaired()
@@ -305,6 +313,8 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
                 "ways": self.ways,
                 "mix": self.mix,
                 "pairing_scope": self.pairing_scope,
+                "bounding_box_format": self.bounding_box_format,
+                "min_visibility": self.min_visibility,
             }
         )
         return config
@@ -318,7 +328,7 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
     def call(self, inputs, labels=None, sample_weight=None, training=True, partners=None):
         name = type(self).__name__
         data, pack = boundary.unpack(name, inputs, labels, sample_weight, partners)
-        if "labels" not in data:
+        if "labels" not in data and "bounding_boxes" not in data:
             scope = current_scope()
             if training and scope is None:
                 raise ValueError(boundary.missing_labels_message(name, inputs))
@@ -373,6 +383,15 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
             out["labels"] = self._label_specs(data["labels"])
         if "sample_weight" in data:
             out["sample_weight"] = keras.KerasTensor(data["sample_weight"].shape, "float32")
+        if "bounding_boxes" in data and training and self.mix != "inputs":
+            bb = data["bounding_boxes"]
+            batch, n = tuple(bb["boxes"].shape)[:2]
+            n = None if n is None else n * self.ways
+            out["bounding_boxes"] = {
+                "boxes": keras.KerasTensor((batch, n, 4), "float32"),
+                "labels": keras.KerasTensor((batch, n), bb["labels"].dtype),
+                "weights": keras.KerasTensor((batch, n), "float32"),
+            }
         return pack(out)
 
     # ------------------------------------------------------------ internals
@@ -401,9 +420,15 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         name = type(self).__name__
         out = dict(data)
         pool = out.pop("partners", None)
-        out["labels"] = boundary.to_soft_labels(
-            data["labels"], self.num_classes, self.label_smoothing if training else 0.0
-        )
+        if "labels" in data:
+            out["labels"] = boundary.to_soft_labels(
+                data["labels"], self.num_classes, self.label_smoothing if training else 0.0
+            )
+        elif self._label_aware():
+            raise ValueError(
+                f"pairing={self.pairing!r} pairs by class, so {name} needs "
+                "class labels ('labels') besides the bounding boxes."
+            )
         if "sample_weight" in data:
             boundary.check_value(data["sample_weight"], "sample_weight", name)
             sw = backend.ops().cast(data["sample_weight"], "float32")
@@ -418,6 +443,13 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
             masks = data["segmentation_masks"]
             boundary.check_value(masks, "segmentation_masks", name)
             out["segmentation_masks"] = self._check_segmentation_masks(masks, out["images"])
+        if "bounding_boxes" in data:
+            if pool is not None:
+                raise ValueError(
+                    f"{name} cannot take bounding boxes with a pool of "
+                    "partners (the pool has no boxes); mix within the batch."
+                )
+            out["bounding_boxes"] = box_layer.prepare(self, data["bounding_boxes"], out["images"])
         boundary.check_batch_sizes(name, out)
         if pool is not None:
             out["partners"] = pools.prepare(self, pool, out, training)
@@ -534,12 +566,17 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
             out["images"] = self.mix_inputs(plan, data["images"], pool.get("images"))
         if self.mix == "inputs":
             return out
+        if "bounding_boxes" in data:
+            out["bounding_boxes"] = box_layer.follow(
+                self, plan, data["bounding_boxes"], data["images"]
+            )
         labels = pool.get("labels")
-        out["labels"] = keras.tree.map_structure(
-            lambda y, s: self._mix_targets(plan, y, s),
-            data["labels"],
-            labels if labels is not None else keras.tree.map_structure(lambda _: None, data["labels"]),
-        )
+        if "labels" in data:
+            out["labels"] = keras.tree.map_structure(
+                lambda y, s: self._mix_targets(plan, y, s),
+                data["labels"],
+                labels if labels is not None else keras.tree.map_structure(lambda _: None, data["labels"]),
+            )
         if "sample_weight" in data:
             sw = data["sample_weight"]
             out["sample_weight"] = self._mix_targets(plan, sw, pools.pool_weights(pool, sw))

@@ -25,11 +25,12 @@ ALIASES = {
     "labels": ("labels", "label"),
     "sample_weight": ("sample_weight", "sample_weights"),
     "segmentation_masks": ("segmentation_masks", "segmentation_mask"),
+    "bounding_boxes": ("bounding_boxes",),
 }
-# Keys whose values would have to move with the mixing: refused rather than
-# passed through unchanged (which would silently pair them with the wrong
-# pixels).
-_REFUSED = ("bounding_boxes", "boxes", "bbox", "objects")
+# Keys whose values would have to move with the mixing, under names other
+# than Keras': refused rather than passed through unchanged (which would
+# silently pair them with the wrong pixels).
+_REFUSED = ("boxes", "bbox", "bboxes", "objects")
 
 
 def _accepted():
@@ -69,7 +70,8 @@ def unpack(name, inputs, labels, sample_weight, partners=None):
 def _unpack(name, inputs, labels, sample_weight):
     if labels is None and isinstance(inputs, dict):
         keys = {c: _find(inputs, c, name) for c in ALIASES}
-        if keys["labels"] is not None:
+        # (Detection data: images and boxes, the boxes' labels the targets.)
+        if keys["labels"] is not None or keys["bounding_boxes"] is not None:
             return _unpack_dict(name, inputs, keys, sample_weight)
     if labels is None:
         if sample_weight is not None:
@@ -100,10 +102,11 @@ def _unpack_dict(name, inputs, keys, sample_weight):
     refused = [k for k in inputs if k in _REFUSED]
     if refused:
         raise ValueError(
-            f"{name} cannot move {refused[0]!r} with the mixing yet: boxes "
-            "would keep their own example's coordinates while its pixels "
-            "are mixed or cut. Drop the key before mixing (e.g. "
-            "`ds.map(lambda d: {'image': d['image'], 'label': d['label']})`)."
+            f"{name} does not know the key {refused[0]!r}; boxes passed "
+            "through unmoved would keep their own example's coordinates "
+            "while its pixels are mixed or cut. Pass them as Keras does: "
+            "'bounding_boxes': {'boxes': (B, N, 4), 'labels': (B, N)}, with "
+            "the layer's `bounding_box_format`; or drop the key before mixing."
         )
     used = {v for v in keys.values() if v is not None}
     extra_labels = [
@@ -138,7 +141,8 @@ def missing_labels_message(name, inputs):
             f"mixed when it holds images and labels under the keys "
             f"{list(ALIASES['images'])} and {list(ALIASES['labels'])} "
             f"(optional: {list(ALIASES['sample_weight'])}, "
-            f"{list(ALIASES['segmentation_masks'])}; other keys pass through)."
+            f"{list(ALIASES['segmentation_masks'])}, 'bounding_boxes'; other "
+            "keys pass through)."
         )
     return (
         f"{name} was called on inputs alone in training mode, outside a "
@@ -232,10 +236,13 @@ def check_call(name, args, kwargs):
             "inputs and its labels."
         )
     if values.get("labels") is None and isinstance(inputs, dict):
-        if any(k in inputs for k in ALIASES["labels"]):
+        if any(k in inputs for k in ALIASES["labels"] + ALIASES["bounding_boxes"]):
             # The dict form: check what is mixed; other keys pass through.
             for key, value in inputs.items():
-                if any(key in aliases for aliases in ALIASES.values()):
+                if key == "bounding_boxes" and isinstance(value, dict):
+                    for k, v in value.items():
+                        check_value(v, f"bounding_boxes[{k!r}]", name)
+                elif any(key in aliases for aliases in ALIASES.values()):
                     check_value(value, f"{key!r}", name)
         # (A dict without labels: model inputs at a site, checked there.)
         return
@@ -314,7 +321,7 @@ def check_batch_sizes(name, data):
     """Every tensor holds the same examples (statically, and in a TF graph)."""
     first = keras.tree.flatten(data["images"])[0]
     parts = [("inputs", x) for x in keras.tree.flatten(data["images"])[1:]]
-    for key in ("labels", "sample_weight", "segmentation_masks"):
+    for key in ("labels", "sample_weight", "segmentation_masks", "bounding_boxes"):
         if key in data:
             parts += [(key, t) for t in keras.tree.flatten(data[key])]
     static = _static_batch(first)
@@ -328,8 +335,9 @@ def check_batch_sizes(name, data):
                 "`tf.data.Dataset.from_tensor_slices((x, y)).batch(n)` (an "
                 "unbatched dataset mapped with the layer fails this way too)."
             )
-    data["labels"] = _graph_asserts(
-        data["labels"],
+    target = "labels" if "labels" in data else "bounding_boxes"
+    data[target] = _graph_asserts(
+        data[target],
         [(f"{name}: {what} and inputs have different batch sizes", t, 0, first, 0)
          for what, t in parts],
     )
