@@ -14,6 +14,7 @@ from keras_mixup import backend
 from keras_mixup import losses as loss_info
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.sites import MixingScope
+from keras_mixup.ops import saliency as sal_ops
 from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.mixing import blend, blend_ways, partner_columns, per_example
 from keras_mixup.ops.pairing import class_ids
@@ -481,6 +482,7 @@ class MixupModel(keras.Model):
                 None if sample_weight is None
                 else keras.tree.map_structure(scope.gather_all, sample_weight),
             )
+        scope.saliency = self._input_saliency(x, y, sample_weight)
         with scope:
             y_pred = self(x, training=True)
         plan = scope.realized_plan(len(self.sites))
@@ -494,6 +496,37 @@ class MixupModel(keras.Model):
             )
             loss = self.regularizer.combine(loss, reg)
         return loss, y_pred, y_metric, weights
+
+    def _input_saliency(self, x, y, sample_weight):
+        """Gradient saliency ``(B, H, W)`` of the clean batch for sites with
+        ``placement="saliency"``: ``|∂L/∂x|`` (the compiled loss, the model
+        in inference mode, no mixing), summed over channels and smoothed.
+        One extra forward and backward pass; None when no site needs it."""
+        sites = [s for s in self.sites if getattr(s, "placement", None) == "saliency"]
+        if not sites:
+            return None
+        K = backend.ops()
+        leaves = keras.tree.flatten(x)
+        if len(leaves) != 1 or backend.rank(leaves[0]) != 4:
+            raise ValueError(
+                "Gradient saliency (placement='saliency' in a MixupModel) is "
+                "the loss gradient with respect to one image input (B, H, W, "
+                f"C); got inputs of shapes {[tuple(t.shape) for t in leaves]}."
+            )
+        if self._compile_loss is None:
+            raise ValueError(
+                "placement='saliency' in a MixupModel takes the gradient of the "
+                "compiled loss: compile the model with a loss."
+            )
+        images = K.cast(K.stop_gradient(leaves[0]), "float32")
+
+        def loss_of(inputs):
+            y_pred = self(inputs, training=False)
+            return K.cast(self._compile_loss(y, y_pred, sample_weight), "float32")
+
+        gradient = K.gradient_of(loss_of, images)
+        saliency = sal_ops.input_gradient_saliency(gradient, sites[0].data_format)
+        return K.stop_gradient(saliency)
 
     def train_step(self, *args):
         # Keras calls train_step(data) on TensorFlow and

@@ -28,6 +28,7 @@ stack = ops.stack
 cumsum = ops.cumsum
 log = ops.log
 log1p = ops.log1p
+exp = ops.exp
 sqrt = ops.sqrt
 cos = ops.cos
 abs = ops.abs  # noqa: A001
@@ -143,6 +144,10 @@ def matmul(a, b):
 
 def fft2_real(re, im):
     return ops.fft2((re, im))[0]
+
+
+def fft2(re, im):
+    return ops.fft2((re, im))
 
 
 def max_pool(x, size):
@@ -277,3 +282,9 @@ def random_seed():
     import random
 
     return seed_from_int(random.getrandbits(63))
+
+
+def gradient_of(fn, x):
+    """``∂ fn(x) / ∂x`` for a scalar ``fn`` (JAX)."""
+    jax = _require_jax("An input gradient")
+    return jax.grad(fn)(x)

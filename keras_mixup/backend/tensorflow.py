@@ -27,6 +27,7 @@ reduce_min = tf.reduce_min
 cumsum = tf.cumsum
 log = tf.math.log
 log1p = tf.math.log1p
+exp = tf.exp
 sqrt = tf.sqrt
 rsqrt = tf.math.rsqrt
 cos = tf.cos
@@ -108,6 +109,12 @@ def float_bits(x):
 def fft2_real(re, im):
     """The real part of the 2-D DFT over the last two axes of ``re + i·im``."""
     return tf.math.real(tf.signal.fft2d(tf.complex(re, im)))
+
+
+def fft2(re, im):
+    """The 2-D DFT over the last two axes of ``re + i·im``, as (re, im)."""
+    out = tf.signal.fft2d(tf.complex(re, im))
+    return tf.math.real(out), tf.math.imag(out)
 
 
 def max_pool(x, size):
@@ -231,3 +238,11 @@ def uniform_int(shape, seed, maxval):
 def random_seed():
     """A fresh seed from TensorFlow's global generator."""
     return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+
+
+def gradient_of(fn, x):
+    """``∂ fn(x) / ∂x`` for a scalar ``fn``."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = fn(x)
+    return tape.gradient(value, x)

@@ -252,7 +252,7 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         plan = {
             "index": K.concat([p["index"] + s * size for s, p in enumerate(parts)], 0),
         }
-        for key in ("lam", "weights", "found"):
+        for key in ("lam", "weights", "found", "offset"):
             if key in parts[0]:
                 plan[key] = K.concat([p[key] for p in parts], 0)
         if "mask" in parts[0]:

@@ -141,6 +141,10 @@ def follow(layer, plan, bounding_boxes, images):
         p_boxes = K.gather(boxes, index[:, j])
         if "paste" in plan:  # ResizeMix: the whole partner, shrunk
             p_boxes = box_ops.scale_into(p_boxes, plan["paste"], height, width)
+        if "offset" in plan:  # a region pasted elsewhere (saliency placement)
+            dy, dx = (K.cast(plan["offset"][:, k], "float32") for k in (0, 1))
+            shift = K.expand_dims(K.stack([dx, dy, dx, dy], axis=1), 1)
+            p_boxes = p_boxes - shift
         p_share = None if share is None else 1.0 - share
         parts.append(
             (p_boxes, K.gather(labels, index[:, j]), K.gather(valid, index[:, j]),

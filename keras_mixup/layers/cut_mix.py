@@ -6,8 +6,12 @@ from keras_mixup import backend
 from keras_mixup.layers import inputs as boundary
 from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.masked import MaskedMixing
+from keras_mixup.ops import saliency as sal_ops
 from keras_mixup.ops.mixing import _bounds_mask, _box_bounds, _segment_bounds
 from keras_mixup.ops.random import fold_seed, sample_beta
+
+PLACEMENTS = ("random", "saliency")
+LABEL_WEIGHTS = ("area", "saliency")
 
 
 @keras.saving.register_keras_serializable(package="keras_mixup")
@@ -55,6 +59,26 @@ class CutMix(MaskedMixing):
             pairings) an example is not cut.
         ways: must be 2 (a cut takes each pixel from one of two images);
             for k-way mixing use ``MixUp(ways=k)``.
+        placement: ``"random"`` (the paper's uniform box centre) or
+            ``"saliency"``: the box, of sides ``⌊H·√(1−λ)⌋ × ⌊W·√(1−λ)⌋``
+            kept whole inside the image, is centred on the most salient
+            pixel of the partner. In a ``tf.data`` map (or any call with
+            labels) saliency is the image's spectral residual and the box is
+            pasted at the same place (SaliencyMix, Uddin et al., 2021). As
+            the ``mixer`` of a `MixupModel`, saliency is the gradient of the
+            loss with respect to the input (one extra backward pass on the
+            clean batch, in inference mode), and the partner's region is
+            pasted where it covers the least of the example's own saliency
+            (PuzzleMix's signal, Kim et al., 2020, without its transport).
+            Images only.
+        label_weight: ``"area"`` (default: the exact pixel fraction) or
+            ``"saliency"``: the share of saliency each source contributes,
+            ``λ = k / (k + p)`` with ``k`` the fraction of the example's own
+            saliency it keeps and ``p`` the fraction of the partner's it
+            receives. Needs ``placement="saliency"``.
+        bounding_box_format, min_visibility: boxes passed under
+            ``"bounding_boxes"`` are clipped to what remains visible of
+            them; see `MixUp`.
         jit_compile: apply the plan as one XLA program (default; see `MixUp`).
         **kwargs: ``keras.layers.Layer`` arguments such as ``name`` and
             ``dtype``.
@@ -68,6 +92,39 @@ class CutMix(MaskedMixing):
     >>> mixed.dtype.name, soft.shape
     ('uint8', TensorShape([4, 4]))
     """
+
+    def __init__(self, *args, placement="random", label_weight="area", **kwargs):
+        super().__init__(*args, **kwargs)
+        name = type(self).__name__
+        if placement not in self._placements:
+            raise ValueError(
+                f"{name}: `placement` must be one of {list(self._placements)}; "
+                f"got {placement!r}."
+            )
+        if label_weight not in LABEL_WEIGHTS:
+            raise ValueError(
+                f"{name}: `label_weight` must be 'area' (the exact pixel "
+                f"fraction) or 'saliency'; got {label_weight!r}."
+            )
+        if label_weight == "saliency" and placement != "saliency":
+            raise ValueError(
+                f"{name}: label_weight='saliency' weighs labels by saliency "
+                "maps, which only placement='saliency' computes; pass both."
+            )
+        self.placement = placement
+        self.label_weight = label_weight
+
+    _placements = PLACEMENTS
+
+    @property
+    def _fused(self):
+        # The fused site path reads partners at the same positions.
+        return self.placement == "random"
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"placement": self.placement, "label_weight": self.label_weight})
+        return config
 
     def _check_inputs(self, inputs):
         # CutMix's own messages (its base's checks are a subset of these).
@@ -105,6 +162,13 @@ class CutMix(MaskedMixing):
                 f"CutMix(dtype='uint8') keeps uint8 images exact, but got "
                 f"{dtype} inputs; leave `dtype` unset for float inputs."
             )
+        if self.placement == "saliency" and rank != 4:
+            raise ValueError(
+                f"{type(self).__name__}(placement='saliency') places boxes by "
+                "a 2-D saliency map, so it takes images (B, H, W, C); got "
+                f"inputs of shape {tuple(shape)}. Use placement='random' for "
+                "sequences."
+            )
 
     def _check_segmentation_masks(self, masks, images):
         masks = backend.ops().convert_to_tensor(masks)
@@ -125,11 +189,99 @@ class CutMix(MaskedMixing):
         alpha, beta = K.unstack(self._state("concentration"))
         lam = sample_beta([n], alpha, beta, seed=fold_seed(seed, 1))
         sizes = self._sizes(inputs)
+        if self.placement == "saliency":
+            return self._salient_parts(inputs, seed, context, K.broadcast_to(lam, [batch]))
         if rank == 4:
             bounds, kept = _box_bounds(sizes[0], sizes[1], lam, fold_seed(seed, 3))
         else:
             bounds, kept = _segment_bounds(sizes[0], lam, fold_seed(seed, 3))
         return self._cut_plan(inputs, seed, context, kept, bounds)
+
+    def _saliency(self, inputs, context):
+        """The maps ``(B, H, W)`` and whether they are the loss gradient's
+        (given by `MixupModel` in the context) or the spectral residual."""
+        given = (context or {}).get("saliency")
+        if given is not None:
+            if tuple(given.shape)[1:] != tuple(self._sizes(inputs)):
+                raise ValueError(
+                    f"{type(self).__name__}(placement='saliency') got a saliency "
+                    f"map of shape {tuple(given.shape)} for inputs of shape "
+                    f"{tuple(inputs.shape)}: gradient saliency is computed for "
+                    "the model's input, so use the layer as `mixer=` (or first "
+                    "in the model), on the images."
+                )
+            return given, True
+        gray = sal_ops.to_gray(inputs, self.data_format)
+        return sal_ops.spectral_residual(gray), False
+
+    def _salient_parts(self, inputs, seed, context, lam):
+        """Box sides from λ; the partner's region around its saliency peak,
+        pasted at the same place (spectral residual) or where it covers the
+        least own saliency (gradient)."""
+        K = backend.ops()
+        index, found = self._partners(inputs, seed, context)
+        saliency, gradient = self._saliency(inputs, context)
+        height, width = self._sizes(inputs)
+        ratio = K.sqrt(K.maximum(1.0 - lam, 0.0))
+        h = K.cast(K.floor(float(height) * ratio), "int32")
+        w = K.cast(K.floor(float(width) * ratio), "int32")
+        partner = K.gather(saliency, index)
+        py, px = sal_ops.peak(partner)
+        sy = sal_ops.origin_around(py, h, height)
+        sx = sal_ops.origin_around(px, w, width)
+        if gradient:
+            ty, tx = sal_ops.least_covering(saliency, h, w)
+        else:
+            ty, tx = sy, sx
+        bounds = K.stack([ty, tx, ty + h, tx + w])
+        kept = 1.0 - K.cast(h * w, "float32") / float(height * width)
+        if self.label_weight == "saliency":
+            own = 1.0 - sal_ops.mass_in(saliency, ty, tx, h, w)
+            given = sal_ops.mass_in(partner, sy, sx, h, w)
+            kept = K.where(own + given > 0, K.divide_no_nan(own, own + given), kept)
+        plan = self._cut_plan(inputs, seed, context, kept, bounds, (index, found))
+        plan["offset"] = K.stack([sy - ty, sx - tx], axis=1)
+        return plan
+
+    def _partner_view(self, t, plan, nearest=False):
+        """The partner data each output position reads (``t``'s shape), or
+        None when it is ``t[index]`` at the same position."""
+        if "offset" not in plan:
+            return None
+        K = backend.ops()
+        partner = K.gather(t, plan["index"])
+        rank = backend.rank(t)
+        axes = (1, 2) if self.data_format == "channels_last" or rank == 3 else (2, 3)
+        for k, axis in enumerate(axes):
+            size = backend.dim(t, axis)
+            pos = K.expand_dims(K.range(size, dtype="int32"), 0)
+            rows = K.clip(pos + K.expand_dims(plan["offset"][:, k], 1), 0, size - 1)
+            partner = K.take_axis(partner, rows, axis)
+        return partner
+
+    def _blend_leaves(self, plan, leaves, sources=None):
+        sources = sources or [None] * len(leaves)
+        views = [self._partner_view(t if s is None else s, plan) for t, s in zip(leaves, sources)]
+        if all(v is None for v in views):
+            return super()._blend_leaves(plan, leaves, sources)
+        K = backend.ops()
+        return [K.where(plan["mask"] > 0.5, t, v) for t, v in zip(leaves, views)]
+
+    def apply_plan(self, plan, data):
+        segmentation = data.get("segmentation_masks")
+        view = None
+        if segmentation is not None and self.mix != "inputs":
+            view = self._partner_view(
+                segmentation, plan, nearest=not backend.is_float(segmentation)
+            )
+        if view is None:
+            return super().apply_plan(plan, data)
+        out = super().apply_plan(
+            plan, {k: v for k, v in data.items() if k != "segmentation_masks"}
+        )
+        mask = self._mask_for(plan["mask"], backend.rank(segmentation))
+        out["segmentation_masks"] = backend.ops().where(mask > 0.5, segmentation, view)
+        return out
 
     def _sizes(self, inputs):
         return [backend.dim(inputs, a) for a in self._spatial_axes(backend.rank(inputs))]

@@ -53,6 +53,13 @@ class MaskedMixing(BaseMixingLayer):
         pairing_scope="replica",
         **kwargs,
     ):
+        for key in ("placement", "label_weight"):
+            if key in kwargs:
+                raise ValueError(
+                    f"{type(self).__name__} has no `{key}`: its mask is not "
+                    "one box, so there is nothing to place by saliency. "
+                    "Saliency placement is for CutMix and ResizeMix."
+                )
         super().__init__(
             num_classes=num_classes,
             label_smoothing=label_smoothing,
@@ -152,12 +159,13 @@ class MaskedMixing(BaseMixingLayer):
             plan["lam"] = K.where(found, lam, 1.0)
         return plan
 
-    def _cut_plan(self, inputs, seed, context, kept, bounds):
-        """The parts of a box plan (CutMix, ResizeMix): partners, the kept
-        fractions ``kept`` ``(N,)`` and int32 ``bounds`` ``(2k, N)``; an
-        example without a partner gets an empty box."""
+    def _cut_plan(self, inputs, seed, context, kept, bounds, partners=None):
+        """The parts of a box plan (CutMix, ResizeMix): partners (drawn
+        unless given as ``(index, found)``), the kept fractions ``kept``
+        ``(N,)`` and int32 ``bounds`` ``(2k, N)``; an example without a
+        partner gets an empty box."""
         K = backend.ops()
-        index, found = self._partners(inputs, seed, context)
+        index, found = partners or self._partners(inputs, seed, context)
         batch = backend.dim(inputs, 0)
         plan = {
             "index": index,

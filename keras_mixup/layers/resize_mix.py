@@ -6,6 +6,7 @@ import keras
 
 from keras_mixup import backend
 from keras_mixup.layers.cut_mix import CutMix
+from keras_mixup.ops import saliency as sal_ops
 from keras_mixup.ops.random import fold_seed, uniform
 
 
@@ -42,9 +43,16 @@ class ResizeMix(CutMix):
     Args:
         scale: ``(low, high)`` range of ``τ`` in (0, 1] (the paper's
             ``(0.1, 0.8)``).
+        placement: ``"random"`` (uniform position) or ``"saliency"``: the
+            position where the pasted image covers the least of the
+            example's own saliency (its spectral residual in a ``tf.data``
+            map; the loss gradient as the ``mixer`` of a `MixupModel`).
+        label_weight: ``"area"`` (exact pasted fraction) or ``"saliency"``
+            (``λ = k / (k + 1)``, ``k`` the share of its own saliency the
+            example keeps: the partner is pasted whole).
         per_sample, data_format, num_classes, label_smoothing, seed,
-            pairing, neighbors, mix, pairing_scope, jit_compile: as for
-            `CutMix`.
+            pairing, neighbors, mix, pairing_scope, jit_compile,
+            bounding_box_format, min_visibility: as for `CutMix`.
 
     Example:
 
@@ -102,13 +110,24 @@ class ResizeMix(CutMix):
         for size in (height, width):
             side = K.cast(K.round(tau * K.cast(size, "float32")), "int32")
             sides.append(K.clip(side, 1, size))
-        u = uniform([2, n], fold_seed(seed, 3))
-        starts = [
-            K.cast(K.floor(u[i] * K.cast(size - side + 1, "float32")), "int32")
-            for i, (size, side) in enumerate(zip((height, width), sides))
-        ]
-        bounds = K.stack([starts[0], starts[1], starts[0] + sides[0], starts[1] + sides[1]])
         kept = 1.0 - K.cast(sides[0] * sides[1], "float32") / float(height * width)
+        if self.placement == "saliency":
+            # Where the shrunk partner covers the least of the example's
+            # own saliency.
+            sides = [K.broadcast_to(side, [batch]) for side in sides]
+            saliency, _ = self._saliency(inputs, context)
+            starts = sal_ops.least_covering(saliency, sides[0], sides[1])
+            kept = K.broadcast_to(kept, [batch])
+            if self.label_weight == "saliency":
+                own = 1.0 - sal_ops.mass_in(saliency, starts[0], starts[1], sides[0], sides[1])
+                kept = K.divide_no_nan(own, own + 1.0)  # the whole partner pasted
+        else:
+            u = uniform([2, n], fold_seed(seed, 3))
+            starts = [
+                K.cast(K.floor(u[i] * K.cast(size - side + 1, "float32")), "int32")
+                for i, (size, side) in enumerate(zip((height, width), sides))
+            ]
+        bounds = K.stack([starts[0], starts[1], starts[0] + sides[0], starts[1] + sides[1]])
         return self._cut_plan(inputs, seed, context, kept, bounds)
 
     def _full_plan(self, plan, inputs):
@@ -119,26 +138,8 @@ class ResizeMix(CutMix):
         plan["paste"] = boxes  # where, and how large, the partner goes
         return plan
 
-    def _blend_leaves(self, plan, leaves, sources=None):
-        sources = sources or [None] * len(leaves)
-        K = backend.ops()
-        return [
-            K.where(plan["mask"] > 0.5, t, self._warp(t if s is None else s, plan))
-            for t, s in zip(leaves, sources)
-        ]
-
-    def apply_plan(self, plan, data):
-        segmentation = data.get("segmentation_masks")
-        if segmentation is None or self.mix == "inputs":
-            return super().apply_plan(plan, data)
-        out = super().apply_plan(
-            plan, {k: v for k, v in data.items() if k != "segmentation_masks"}
-        )
-        K = backend.ops()
-        mask = self._mask_for(plan["mask"], backend.rank(segmentation))
-        warped = self._warp(segmentation, plan, nearest=not backend.is_float(segmentation))
-        out["segmentation_masks"] = K.where(mask > 0.5, segmentation, warped)
-        return out
+    def _partner_view(self, t, plan, nearest=False):
+        return self._warp(t, plan, nearest=nearest)
 
     def _warp(self, t, plan, nearest=False):
         """The partner of each example (``t[index]``) resized into its box:

@@ -62,6 +62,9 @@ class MixingScope:
         self.offset = None
         self.clean = choice is None
         self.plans = {}
+        # Input-gradient saliency (B, H, W) of the clean batch, for sites
+        # with placement="saliency" (set by MixupModel).
+        self.saliency = None
 
     def __enter__(self):
         if current_scope() is not None:
@@ -152,6 +155,8 @@ class SiteMixing:
                     "at a MixupModel site they come from the training data."
                 )
             context = {"ids": scope.class_ids}
+        if scope.saliency is not None and getattr(self, "placement", None) == "saliency":
+            context = dict(context or {}, saliency=scope.saliency)
         shards = 1 if self.pairing_scope == "global" else scope.shards
         across = scope.replicas is not None and self.pairing_scope == "global"
         if across:
@@ -160,7 +165,7 @@ class SiteMixing:
             # on every step, chosen or not.)
             everything = keras.tree.map_structure(scope.gather_all, x)
             if context is not None:
-                context = {"ids": scope.gather_all(context["ids"])}
+                context = {k: scope.gather_all(v) for k, v in context.items()}
 
         def mix():
             if across:
@@ -207,7 +212,7 @@ class SiteMixing:
         local = {
             k: K.gather(v, rows)
             for k, v in plan.items()
-            if k in ("index", "lam", "weights", "found", "mask") and backend.rank(v) > 0
+            if k in ("index", "lam", "weights", "found", "mask", "offset") and backend.rank(v) > 0
             and not (k == "mask" and backend.dim(v, 0) == 1)
         }
         if "mask" in plan and "mask" not in local:  # one mask for the batch

@@ -1,0 +1,161 @@
+"""Saliency maps and where a box goes by them (saliency-guided CutMix).
+
+Two sources of saliency, one use:
+
+- `spectral_residual` (Hou & Zhang, CVPR 2007), computed from the image
+  alone, so it runs in a ``tf.data`` map: the log-amplitude spectrum minus
+  its local average, transformed back with the original phase. SaliencyMix
+  (Uddin et al., ICLR 2021) centres the pasted box on its peak.
+- the input gradient of the loss, ``|∂L/∂x|`` summed over channels
+  (PuzzleMix's signal; Kim et al., ICML 2020), computed by `MixupModel`'s
+  train step and smoothed here with the same filter.
+
+Both give a non-negative map ``(B, H, W)``. `peak` finds the most salient
+pixel, `box_sums` the saliency under every placement of a box (through an
+integral image), so a box can be placed where it covers the least of it.
+Backend-neutral; compiles with XLA.
+"""
+
+from keras_mixup import backend
+
+
+def to_gray(images, data_format="channels_last"):
+    """float32 ``(B, H, W)``: the mean over channels."""
+    K = backend.ops()
+    axis = 3 if data_format == "channels_last" else 1
+    x = K.cast(images, "float32")
+    return K.reduce_sum(x, axis=axis) / float(backend.dim(images, axis))
+
+
+def _band(n, radius):
+    """``(n, n)`` float32: row ``i`` averages entries ``|i - j| <= radius``."""
+    K = backend.ops()
+    pos = K.range(n, dtype="int32")
+    near = K.cast(K.abs(K.expand_dims(pos, 1) - K.expand_dims(pos, 0)) <= radius, "float32")
+    return near / K.reduce_sum(near, axis=1, keepdims=True)
+
+
+def box_filter(x, radius):
+    """Mean over a ``(2r + 1) × (2r + 1)`` window of ``(B, H, W)`` maps
+    (windows cut at the edges), as two small matrix products."""
+    K = backend.ops()
+    height, width = backend.dim(x, 1), backend.dim(x, 2)
+    x = K.matmul(x, K.transpose(_band(width, radius)))
+    rows = K.transpose(x, [0, 2, 1])  # (B, W, H)
+    rows = K.matmul(rows, K.transpose(_band(height, radius)))
+    return K.transpose(rows, [0, 2, 1])
+
+
+def smoothing_radius(height, width):
+    """The radius of the smoothing box: 1/16 of the shorter side, twice
+    (about a Gaussian of σ ≈ side / 23)."""
+    return max(1, round(min(height, width) / 16))
+
+
+def smooth(x):
+    """Two passes of `box_filter` at `smoothing_radius`."""
+    r = smoothing_radius(backend.dim(x, 1), backend.dim(x, 2))
+    return box_filter(box_filter(x, r), r)
+
+
+def spectral_residual(gray):
+    """Spectral-residual saliency of ``(B, H, W)`` images, float32, >= 0,
+    smoothed (`smooth`), each map scaled to sum to 1."""
+    K = backend.ops()
+    gray = K.cast(gray, "float32")
+    re, im = K.fft2(gray, K.zeros_like(gray))
+    amplitude = K.sqrt(re * re + im * im) + 1e-8
+    log_amp = K.log(amplitude)
+    residual = log_amp - box_filter(log_amp, 1)
+    # exp(residual + i·phase) = exp(residual) · (re + i·im) / amplitude.
+    scale = K.exp(residual) / amplitude
+    # The inverse DFT up to a constant: |fft(conj z)| = |ifft(z)|·HW.
+    a, b = K.fft2(re * scale, -im * scale)
+    return normalized(smooth(a * a + b * b))
+
+
+def input_gradient_saliency(gradient, data_format="channels_last"):
+    """``|∂L/∂x|`` summed over channels, smoothed, each map summing to 1."""
+    K = backend.ops()
+    axis = 3 if data_format == "channels_last" else 1
+    return normalized(smooth(K.reduce_sum(K.abs(K.cast(gradient, "float32")), axis=axis)))
+
+
+def normalized(saliency):
+    """Each map divided by its sum (a flat map where the sum is 0)."""
+    K = backend.ops()
+    total = K.reduce_sum(saliency, axis=[1, 2], keepdims=True)
+    size = float(backend.dim(saliency, 1) * backend.dim(saliency, 2))
+    return K.where(total > 0, K.divide_no_nan(saliency, total), 1.0 / size + 0.0 * saliency)
+
+
+def peak(saliency):
+    """Row and column (int32 ``(B,)``) of each map's maximum (the first in
+    row-major order on ties)."""
+    K = backend.ops()
+    width = backend.dim(saliency, 2)
+    flat = K.argmax(K.reshape(saliency, [K.batch_size(saliency), -1]), axis=1)
+    return flat // width, flat % width
+
+
+def origin_around(centre, side, length):
+    """Start of a ``side``-long box centred on ``centre``, moved inside
+    ``[0, length)`` (int32)."""
+    K = backend.ops()
+    return K.clip(centre - side // 2, 0, length - side)
+
+
+def _integral(saliency):
+    """``(B, H + 1, W + 1)``: sums over ``[0, y) × [0, x)``."""
+    K = backend.ops()
+    s = K.cumsum(K.cumsum(saliency, axis=1), axis=2)
+    s = K.concat([K.zeros_like(s[:, :1]), s], 1)
+    return K.concat([K.zeros_like(s[:, :, :1]), s], 2)
+
+
+def box_sums(saliency, heights, widths):
+    """The saliency under a ``heights[b] × widths[b]`` box at every top-left
+    corner ``(y, x)``: float32 ``(B, H, W)``, ``+inf`` where the box would
+    leave the image."""
+    K = backend.ops()
+    height, width = backend.dim(saliency, 1), backend.dim(saliency, 2)
+    table = _integral(K.cast(saliency, "float32"))
+    batch = K.batch_size(saliency)
+    ys = K.broadcast_to(K.expand_dims(K.range(height, dtype="int32"), 0), [batch, height])
+    xs = K.broadcast_to(K.expand_dims(K.range(width, dtype="int32"), 0), [batch, width])
+    y_end = ys + K.expand_dims(heights, 1)
+    x_end = xs + K.expand_dims(widths, 1)
+    top = K.take_axis(table, ys, 1)
+    bottom = K.take_axis(table, K.minimum(y_end, height), 1)
+    total = (
+        K.take_axis(bottom, K.minimum(x_end, width), 2) - K.take_axis(bottom, xs, 2)
+        - K.take_axis(top, K.minimum(x_end, width), 2) + K.take_axis(top, xs, 2)
+    )
+    fits = K.expand_dims(y_end <= height, 2) & K.expand_dims(x_end <= width, 1)
+    return K.where(fits, total, float("inf"))
+
+
+def least_covering(saliency, heights, widths):
+    """Top-left corner (int32 ``(B,)`` rows and columns) of the box that
+    covers the least saliency (the first in row-major order on ties)."""
+    K = backend.ops()
+    width = backend.dim(saliency, 2)
+    sums = box_sums(saliency, heights, widths)
+    flat = K.argmax(-K.reshape(sums, [K.batch_size(saliency), -1]), axis=1)
+    return flat // width, flat % width
+
+
+def mass_in(saliency, y0, x0, heights, widths):
+    """Saliency inside the box ``[y0, y0 + h) × [x0, x0 + w)``, ``(B,)``."""
+    K = backend.ops()
+    height, width = backend.dim(saliency, 1), backend.dim(saliency, 2)
+    rows = K.range(height, dtype="int32")
+    cols = K.range(width, dtype="int32")
+    in_rows = K.cast(
+        (rows >= K.expand_dims(y0, 1)) & (rows < K.expand_dims(y0 + heights, 1)), "float32"
+    )
+    in_cols = K.cast(
+        (cols >= K.expand_dims(x0, 1)) & (cols < K.expand_dims(x0 + widths, 1)), "float32"
+    )
+    per_row = K.reduce_sum(saliency * K.expand_dims(in_cols, 1), axis=2)
+    return K.reduce_sum(per_row * in_rows, axis=1)

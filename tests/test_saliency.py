@@ -1,0 +1,225 @@
+"""Saliency placement: the box lands on a planted salient blob (spectral
+residual, in tf.data) and away from what the loss gradient marks (in
+MixupModel); saliency label weights; errors. Runs on every backend."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_mixup
+from keras_mixup.layers import CutMix, FMix, ResizeMix
+from keras_mixup.ops import saliency as sal_ops
+
+
+def to_np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+B, S = 16, 32
+
+
+def blob_images(seed):
+    """Flat noisy images with one bright 6x6 blob each (centre returned);
+    channel 2 holds the example's id, invisible to the saliency (a
+    constant only moves the spectrum's DC term)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.3, 0.02, (B, S, S, 3)).astype("float32")
+    centres = rng.integers(8, S - 8, (B, 2))
+    for b, (cy, cx) in enumerate(centres):
+        x[b, cy - 3:cy + 3, cx - 3:cx + 3, :2] = 1.0
+    x[..., 2] = (np.arange(B, dtype="float32")[:, None, None] + 1) / 10
+    return x, centres
+
+
+def cut_of(out, b):
+    """The partner and the pasted box (y0, x0, y1, x1) of example ``b``."""
+    ids = np.round(out[b, ..., 2] * 10).astype(int) - 1
+    rows, cols = np.nonzero(ids != b)
+    if not len(rows):
+        return None, None
+    partner = int(np.bincount(ids[rows, cols]).argmax())
+    return partner, (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+
+
+def blob_hits(layer, seeds=3):
+    """Fraction of cuts whose box holds the partner's blob centre."""
+    hits = total = 0
+    for seed in range(seeds):
+        x, centres = blob_images(seed)
+        out, _ = layer(x, np.arange(B))
+        out = to_np(out)
+        for b in range(B):
+            partner, box = cut_of(out, b)
+            if box is None:
+                continue
+            cy, cx = centres[partner]
+            total += 1
+            hits += box[0] <= cy < box[2] and box[1] <= cx < box[3]
+    return hits / total, total
+
+
+def test_spectral_residual_peaks_on_the_planted_blob():
+    x, centres = blob_images(0)
+    py, px = sal_ops.peak(sal_ops.spectral_residual(sal_ops.to_gray(x)))
+    dist = np.abs(np.stack([to_np(py), to_np(px)], 1) - centres).max(1)
+    assert (dist <= 4).all(), dist
+
+
+def test_saliency_box_covers_the_partners_blob():
+    # Beta(4, 4): the box covers about half the image, so a random box
+    # holds the blob centre about half the time (binomial sd ~0.06 over
+    # ~48 cuts); centred on the saliency peak, always.
+    kwargs = dict(alpha=4.0, num_classes=B, seed=1)
+    salient, n = blob_hits(CutMix(placement="saliency", **kwargs))
+    random, _ = blob_hits(CutMix(**kwargs))
+    assert n >= 40
+    assert salient >= 0.95
+    assert random <= 0.8
+
+
+def test_saliency_cutmix_in_tf_data_pastes_at_the_same_place():
+    tf = pytest.importorskip("tensorflow")
+    x, centres = blob_images(3)
+    layer = CutMix(placement="saliency", alpha=4.0, num_classes=B, seed=2)
+    out, y = next(iter(tf.data.Dataset.from_tensor_slices((x, np.arange(B))).batch(B).map(layer)))
+    out, y = out.numpy(), y.numpy()
+    for b in range(B):
+        partner, box = cut_of(out, b)
+        if box is None:
+            continue
+        y0, x0, y1, x1 = box
+        # SaliencyMix: the partner's own pixels, same positions.
+        assert np.array_equal(out[b, y0:y1, x0:x1], x[partner, y0:y1, x0:x1])
+        area = (y1 - y0) * (x1 - x0) / S**2
+        assert y[b, partner] == pytest.approx(area, abs=1e-6)
+
+
+def test_saliency_label_weight_is_the_saliency_share():
+    x, _ = blob_images(4)
+    layer = CutMix(placement="saliency", label_weight="saliency", alpha=4.0, num_classes=B, seed=3)
+    out, y = layer(x, np.arange(B))
+    out, y = to_np(out), to_np(y)
+    sal = to_np(sal_ops.spectral_residual(sal_ops.to_gray(x)))
+    checked = 0
+    for b in range(B):
+        partner, box = cut_of(out, b)
+        if box is None:
+            continue
+        y0, x0, y1, x1 = box
+        kept = 1 - sal[b, y0:y1, x0:x1].sum()
+        given = sal[partner, y0:y1, x0:x1].sum()
+        assert y[b, b] == pytest.approx(kept / (kept + given), abs=1e-4)
+        assert y[b, b] + y[b, partner] == pytest.approx(1.0, abs=1e-6)
+        checked += 1
+    assert checked >= 10
+
+
+def test_resize_mix_saliency_avoids_the_own_blob():
+    x, centres = blob_images(5)
+    layer = ResizeMix(scale=(0.3, 0.4), placement="saliency", num_classes=B, seed=0)
+    out = to_np(layer(x, np.arange(B))[0])
+    for b in range(B):
+        _, box = cut_of(out, b)
+        cy, cx = centres[b]
+        # The pasted image (at most 13x13) fits beside the 6x6 blob.
+        assert not (box[0] <= cy < box[2] and box[1] <= cx < box[3])
+
+
+class _Recorder(keras.layers.Layer):
+    """Keeps the (mixed) inputs it sees (eager steps only)."""
+
+    seen = []
+
+    def call(self, x):
+        try:
+            _Recorder.seen.append(keras.ops.convert_to_numpy(x))
+        except Exception:  # symbolic (building the model)
+            pass
+        return x
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
+@pytest.mark.tensorflow_only  # records eager steps (JAX's step is traced)
+def test_gradient_saliency_in_mixup_model():
+    """The loss depends only on pixels in rows/cols 2..5, so its gradient
+    marks that region: the partner's region there is pasted where the
+    example's own saliency is least (away from it)."""
+    side, classes = 16, 4
+    region = np.zeros((side, side, 1), bool)
+    region[2:6, 2:6] = True
+    rng = np.random.default_rng(0)
+    kernel = np.zeros((side * side, classes), "float32")
+    # Small: the logits of these large pixel values must not saturate
+    # (a saturated softmax has a zero gradient).
+    kernel[region.ravel()] = 1e-6 * rng.normal(size=(int(region.sum()), classes))
+    inputs = keras.Input((side, side, 1))
+    h = keras.layers.Flatten()(_Recorder()(inputs))
+    outputs = keras.layers.Dense(classes, kernel_initializer=keras.initializers.Constant(kernel))(h)
+    mixer = CutMix(placement="saliency", alpha=2.0, beta=1.0, num_classes=classes)
+    model = keras_mixup.MixupModel(keras.Model(inputs, outputs), mixer=mixer, seed=0)
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True)
+    # Pixel value = 1000·example + position: every pasted pixel says where
+    # it came from.
+    n = 8
+    pos = np.arange(side * side, dtype="float32").reshape(side, side, 1)
+    x = np.arange(n, dtype="float32")[:, None, None, None] * 1000 + pos
+    _Recorder.seen.clear()
+    model.fit(x, np.arange(n) % classes, batch_size=n, epochs=3, verbose=0, shuffle=False)
+    # Each step: the clean pass for the saliency, then the mixed one.
+    seen = [m for m in _Recorder.seen if m.shape[0] == n]
+    assert len(seen) == 6
+    checked = 0
+    for clean, out in zip(seen[::2], seen[1::2]):
+        for b in range(n):
+            own = int(clean[b, 0, 0, 0]) // 1000  # (fit shuffles the rows)
+            src = np.round(out[b, ..., 0]).astype(int)
+            pasted = src // 1000 != own
+            if not pasted.any():
+                continue
+            rows, cols = np.nonzero(pasted)
+            h, w = rows.max() + 1 - rows.min(), cols.max() + 1 - cols.min()
+            assert pasted.sum() == h * w  # one box
+            origin = src[rows.min(), cols.min()] % 1000
+            sy, sx = divmod(origin, side)
+            # The source box holds part of the partner's salient centre
+            # (rows and columns 3..4)...
+            assert sy < 5 and sy + h > 3 and sx < 5 and sx + w > 3
+            # ...and the target avoids the own region whenever it can.
+            if h <= side - 6 or w <= side - 6:
+                assert not pasted[region[..., 0]].any()
+                checked += 1
+    assert checked >= 5
+
+
+@pytest.mark.parametrize("layer", ["cutmix", "resizemix"])
+def test_saliency_mixup_model_trains_and_saves(layer, tmp_path):
+    x, _ = blob_images(0)
+    y = np.arange(B) % 4
+    inputs = keras.Input((S, S, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    net = keras.Model(inputs, keras.layers.Dense(4)(h))
+    cls = CutMix if layer == "cutmix" else ResizeMix
+    mixer = cls(placement="saliency", label_weight="saliency", num_classes=4)
+    model = keras_mixup.MixupModel(net, mixer=mixer, seed=1)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    loss = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history["loss"]
+    assert np.isfinite(loss).all()
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    assert (again.mixer.placement, again.mixer.label_weight) == ("saliency", "saliency")
+    assert np.allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_saliency_errors():
+    with pytest.raises(ValueError, match="placement"):
+        CutMix(placement="center")
+    with pytest.raises(ValueError, match="label_weight"):
+        CutMix(label_weight="saliency")
+    with pytest.raises(ValueError, match=r"images \(B, H, W, C\)"):
+        CutMix(placement="saliency", num_classes=2)(np.zeros((2, 10, 3), "float32"), np.arange(2))
+    with pytest.raises(ValueError, match="CutMix and ResizeMix"):
+        FMix(placement="saliency")
+    again = CutMix.from_config(CutMix(placement="saliency", label_weight="saliency").get_config())
+    assert (again.placement, again.label_weight) == ("saliency", "saliency")
