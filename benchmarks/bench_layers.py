@@ -522,6 +522,8 @@ M_KCV_FMIX = "keras_cv FourierMix"
 M_MASKMIX = "MaskMix()"
 M_MASKMIX_C = "MaskMix(shared_axes=[-1])"
 M_RESIZEMIX = "ResizeMix()"
+M_SALIENCY = "CutMix(placement='saliency')"
+SALIENCY_LIMIT = 2.0  # x CutMix's time (>= 0.5x its throughput), every size
 MASK_LIMIT = 2.0  # x floor, FMix and MaskMix at MASK_TARGET_SHAPE
 MASK_TARGET_SHAPE = (64, 224, 224, 3)
 MASK_TARGET_ROWS = (M_FMIX, M_MASKMIX, M_MASKMIX_C)
@@ -592,6 +594,7 @@ def make_mask_calls(shape, kcv_cls):
     })
     if hasattr(L, "ResizeMix"):  # not required; a row when the library has it
         factories[M_RESIZEMIX] = lambda: L.ResizeMix(**kw)
+    factories[M_SALIENCY] = lambda: L.CutMix(placement="saliency", **kw)
     calls = {}
     for row, factory in factories.items():
         try:
@@ -603,7 +606,7 @@ def make_mask_calls(shape, kcv_cls):
 
 def mask_target(row, shape):
     """``(limit, informational)`` of the row's x floor, or None."""
-    if row in MASK_TARGET_ROWS:
+    if row in MASK_TARGET_ROWS or row == M_RESIZEMIX:
         return MASK_LIMIT, tuple(shape) != MASK_TARGET_SHAPE
     return None
 
@@ -667,7 +670,14 @@ def run_mask_tables(shapes, modes, repeats, min_time, log):
                         elif isinstance(cut_t, str) or cut_t is None:
                             vs = "n/a"
                         else:
-                            vs = f"{paired_ratio(t, cut_t)[0]:.2f}x"
+                            vs_med = paired_ratio(t, cut_t)[0]
+                            vs = f"{vs_med:.2f}x"
+                            if row == M_SALIENCY:
+                                word = "PASS" if vs_med <= SALIENCY_LIMIT else "FAIL"
+                                target, verdict = f"<= {SALIENCY_LIMIT:.1f}x CutMix", word
+                                verdicts.append((word, f"{row} {size(shape)} {mode}: "
+                                                 f"{vs_med:.2f}x CutMix's time (target <= "
+                                                 f"{SALIENCY_LIMIT:.1f}x, i.e. >= 0.5x its throughput)"))
                         if spec is not None:
                             limit, info = spec
                             label = f"{row} {size(shape)} {mode}"
@@ -712,8 +722,9 @@ def run_mask_tables(shapes, modes, repeats, min_time, log):
     if not hasattr(keras_mixup.layers, "ResizeMix"):
         print("ResizeMix: row absent: keras_mixup.layers has no ResizeMix.")
     print()
-    print(f"Targets (mask mixing, FMix/MaskMix <= {MASK_LIMIT:.1f}x floor at "
-          f"{size(MASK_TARGET_SHAPE)}, every mode; other rows informational):")
+    print(f"Targets (mask mixing, FMix/MaskMix/ResizeMix <= {MASK_LIMIT:.1f}x floor at "
+          f"{size(MASK_TARGET_SHAPE)}, every mode; saliency CutMix <= "
+          f"{SALIENCY_LIMIT:.1f}x CutMix at every size; other rows informational):")
     if MASK_TARGET_SHAPE not in [tuple(sh) for sh in shapes]:
         print(f"  skipped (--quick runs only {', '.join(size(sh) for sh in shapes)})")
     for word, label in verdicts:

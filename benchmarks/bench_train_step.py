@@ -27,6 +27,9 @@ Rows (every model starts from the same weights):
   ratio shows the noise floor of the machine;
 - ``input MixUp``: ``MixupModel(plain, mixer=MixUp(alpha=0.2))``;
 - ``input CutMix``: ``MixupModel(plain, mixer=CutMix(alpha=1.0))``;
+- ``input CutMix, gradient saliency``: the same with
+  ``placement="saliency"``: one more forward and backward pass (to the
+  input) on the clean batch, the saliency maps, the box search;
 - ``manifold, 3 sites``: the same network with ``MixUp(alpha=2.0)`` layers at
   the input, after stage 1 and after stage 2, wrapped in ``MixupModel``
   (each step mixes at one site, chosen uniformly);
@@ -80,7 +83,7 @@ Run it from the repository root::
 
 It prints a Markdown table, then a PASS/FAIL summary of the targets (ratio
 vs plain (A) in the same compile mode: input MixUp <= 1.03x, input CutMix <=
-1.05x, manifold with 3 sites <= 1.10x, MixupE fast <= 2.0x, fast on a quarter
+1.05x, saliency CutMix <= 1.7x, manifold with 3 sites <= 1.10x, MixupE fast <= 2.0x, fast on a quarter
 of the batch <= 1.35x, exact <= 3.0x; manifold with 8 sites <= 1.10x vs plain
 deep). FAIL is reported, not raised: the exit status is 0.
 
@@ -127,7 +130,8 @@ MIXUPE = {  # row: (mode, batch_fraction)
     MIXUPE_QUARTER: ("fast", 0.25),
     MIXUPE_EXACT: ("exact", 1.0),
 }
-ROWS = [PLAIN_A, PLAIN_B, MIXUP, CUTMIX, MANIFOLD, *MIXUPE, PLAIN_DEEP, MANIFOLD_DEEP]
+CUTMIX_SALIENCY = "input CutMix, gradient saliency"
+ROWS = [PLAIN_A, PLAIN_B, MIXUP, CUTMIX, CUTMIX_SALIENCY, MANIFOLD, *MIXUPE, PLAIN_DEEP, MANIFOLD_DEEP]
 PROFILE_ROWS = [MANIFOLD_INPUT]
 REFERENCE = PLAIN_A
 # Rows whose ratio is taken against another row than REFERENCE.
@@ -135,6 +139,7 @@ REFERENCES = {MANIFOLD_DEEP: PLAIN_DEEP}
 TARGETS = {
     MIXUP: 1.03,
     CUTMIX: 1.05,
+    CUTMIX_SALIENCY: 1.7,
     MANIFOLD: 1.10,
     MANIFOLD_DEEP: 1.10,
     MIXUPE_FAST: 2.0,
@@ -231,11 +236,12 @@ def make_model(row, jit, reference, deep_reference=None):
         model = keras_mixup.MixupModel(
             net, mixer=keras_mixup.layers.MixUp(alpha=0.2), seed=0,
             regularizer=regularizer)
-    elif row == CUTMIX:
+    elif row in (CUTMIX, CUTMIX_SALIENCY):
         net = build_network()
         copy_weights(reference, net)
+        placement = "saliency" if row == CUTMIX_SALIENCY else "random"
         model = keras_mixup.MixupModel(
-            net, mixer=keras_mixup.layers.CutMix(alpha=1.0), seed=0)
+            net, mixer=keras_mixup.layers.CutMix(alpha=1.0, placement=placement), seed=0)
     elif row in (MANIFOLD, MANIFOLD_INPUT):
         net = build_network(sites=True)
         copy_weights(reference, net)

@@ -5,7 +5,8 @@ white (class 0) and blue-and-yellow diagonal stripes (class 1) — are mixed
 with each other (``pairing="flip"``: each is the other's partner, fixed
 seed) by every image-mixing layer of `keras_mixup.layers`: MixUp (with
 ``alpha=1``: its default 0.2 mostly draws λ near 0 or 1, a blend hard to
-see), CutMix, FMix (binary and with soft edges, ``max_soft=0.2``),
+see), CutMix (random and saliency placement: SaliencyMix's box on the
+partner's spectral-residual peak), FMix (binary and with soft edges, ``max_soft=0.2``),
 ResizeMix, PatchUp (hard and soft 8×8 blocks, ``gamma=0.5``) and MaskMix
 (one mask value per pixel, ``shared_axes=[-1]``). The figure has one column per layer after a column
 of the two inputs; its rows are mixed image 0 and mixed image 1, each
@@ -59,6 +60,7 @@ def gallery_layers(seed, size=SIZE):
         # 0 or 1: a blend that shows.
         ("MixUp\nalpha=1", layers.MixUp(alpha=1.0, **common)),
         ("CutMix", layers.CutMix(**common)),
+        ("CutMix\nplacement=\nsaliency", layers.CutMix(placement="saliency", **common)),
         ("FMix", layers.FMix(decay_power=3.0, **common)),
         ("FMix\nmax_soft=0.2", layers.FMix(decay_power=3.0, max_soft=0.2, **common)),
         ("ResizeMix", layers.ResizeMix(scale=(0.1, 0.8), **common)),

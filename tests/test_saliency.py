@@ -223,3 +223,19 @@ def test_saliency_errors():
         FMix(placement="saliency")
     again = CutMix.from_config(CutMix(placement="saliency", label_weight="saliency").get_config())
     assert (again.placement, again.label_weight) == ("saliency", "saliency")
+
+
+def test_spectral_residual_on_blocks_of_a_large_image():
+    """At 128x128 the map is computed on 2x2 blocks: it still sums to 1
+    and peaks on the planted 24x24 blob (its edge or inside)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.3, 0.02, (4, 128, 130, 3)).astype("float32")
+    centres = rng.integers(30, 98, (4, 2))
+    for b, (cy, cx) in enumerate(centres):
+        x[b, cy - 12:cy + 12, cx - 12:cx + 12] = 1.0
+    sal = sal_ops.spectral_residual(sal_ops.to_gray(x))
+    assert tuple(sal.shape) == (4, 128, 130)
+    assert np.allclose(to_np(sal).sum(axis=(1, 2)), 1.0, atol=1e-4)
+    py, px = sal_ops.peak(sal)
+    dist = np.abs(np.stack([to_np(py), to_np(px)], 1) - centres).max(1)
+    assert (dist <= 14).all(), dist
