@@ -96,7 +96,7 @@ def main(argv=None):
         soft = np.asarray(soft, "float32")
         columns.append((title, mixed, soft))
 
-    fig, axes = plt.subplots(2, len(columns), figsize=(1.55 * len(columns), 3.9), squeeze=False)
+    fig, axes = plt.subplots(2, len(columns), figsize=(1.55 * len(columns), 4.4), squeeze=False)
     for col, (title, images, soft) in enumerate(columns):
         for row in range(2):
             ax = axes[row, col]
