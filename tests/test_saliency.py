@@ -173,7 +173,7 @@ def test_gradient_saliency_in_mixup_model():
     checked = 0
     for clean, out in zip(seen[::2], seen[1::2]):
         for b in range(n):
-            own = int(clean[b, 0, 0, 0]) // 1000  # (fit shuffles the rows)
+            own = int(clean[b, 0, 0, 0]) // 1000  # (in whatever order fit feeds rows)
             src = np.round(out[b, ..., 0]).astype(int)
             pasted = src // 1000 != own
             if not pasted.any():
