@@ -525,7 +525,7 @@ class MixupModel(keras.Model):
             return K.cast(self._compile_loss(y, y_pred, sample_weight), "float32")
 
         gradient = K.gradient_of(loss_of, images)
-        saliency = sal_ops.input_gradient_saliency(gradient, sites[0].data_format)
+        saliency = sal_ops.gradient_saliency(gradient, sites[0].data_format)
         return K.stop_gradient(saliency)
 
     def train_step(self, *args):

@@ -60,7 +60,7 @@ def blob_hits(layer, seeds=3):
 
 def test_spectral_residual_peaks_on_the_planted_blob():
     x, centres = blob_images(0)
-    py, px = sal_ops.peak(sal_ops.spectral_residual(sal_ops.to_gray(x)))
+    py, px = sal_ops.peak(sal_ops.image_saliency(x))
     dist = np.abs(np.stack([to_np(py), to_np(px)], 1) - centres).max(1)
     assert (dist <= 4).all(), dist
 
@@ -99,7 +99,7 @@ def test_saliency_label_weight_is_the_saliency_share():
     layer = CutMix(placement="saliency", label_weight="saliency", alpha=4.0, num_classes=B, seed=3)
     out, y = layer(x, np.arange(B))
     out, y = to_np(out), to_np(y)
-    sal = to_np(sal_ops.spectral_residual(sal_ops.to_gray(x)))
+    sal = to_np(sal_ops.image_saliency(x))  # 32x32: one pixel per block
     checked = 0
     for b in range(B):
         partner, box = cut_of(out, b)
@@ -226,16 +226,42 @@ def test_saliency_errors():
 
 
 def test_spectral_residual_on_blocks_of_a_large_image():
-    """At 128x128 the map is computed on 2x2 blocks: it still sums to 1
+    """At 128x130 the map is computed on 2x2 blocks (64x65): it sums to 1
     and peaks on the planted 24x24 blob (its edge or inside)."""
     rng = np.random.default_rng(1)
     x = rng.normal(0.3, 0.02, (4, 128, 130, 3)).astype("float32")
     centres = rng.integers(30, 98, (4, 2))
     for b, (cy, cx) in enumerate(centres):
         x[b, cy - 12:cy + 12, cx - 12:cx + 12] = 1.0
-    sal = sal_ops.spectral_residual(sal_ops.to_gray(x))
-    assert tuple(sal.shape) == (4, 128, 130)
+    sal = sal_ops.image_saliency(x)
+    assert tuple(sal.shape) == (4, 64, 65)
     assert np.allclose(to_np(sal).sum(axis=(1, 2)), 1.0, atol=1e-4)
+    # The same as the spectral residual of the block means.
+    means = x.reshape(4, 64, 2, 65, 2, 3).mean(axis=(2, 4, 5))
+    assert np.allclose(to_np(sal_ops.spectral_residual(means)), to_np(sal), atol=1e-6)
     py, px = sal_ops.peak(sal)
-    dist = np.abs(np.stack([to_np(py), to_np(px)], 1) - centres).max(1)
+    dist = np.abs(np.stack([to_np(py), to_np(px)], 1) * 2 + 1 - centres).max(1)
     assert (dist <= 14).all(), dist
+
+
+def test_large_images_place_boxes_on_blocks():
+    """At 128x128 (2x2 blocks) the saliency box still holds the partner's
+    blob and the label weight is the exact area."""
+    rng = np.random.default_rng(2)
+    n, side = 8, 128
+    x = rng.normal(0.3, 0.02, (n, side, side, 3)).astype("float32")
+    centres = rng.integers(30, 98, (n, 2))
+    for b, (cy, cx) in enumerate(centres):
+        x[b, cy - 12:cy + 12, cx - 12:cx + 12, :2] = 1.0
+    x[..., 2] = (np.arange(n, dtype="float32")[:, None, None] + 1) / 10
+    layer = CutMix(placement="saliency", alpha=4.0, num_classes=n, seed=0)
+    out, y = layer(x, np.arange(n))
+    out, y = to_np(out), to_np(y)
+    for b in range(n):
+        ids = np.round(out[b, ..., 2] * 10).astype(int) - 1
+        rows, cols = np.nonzero(ids != b)
+        partner = int(np.bincount(ids[rows, cols]).argmax())
+        box = rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
+        cy, cx = centres[partner]
+        assert box[0] - 3 <= cy < box[2] + 3 and box[1] - 3 <= cx < box[3] + 3
+        assert y[b, partner] == pytest.approx(len(rows) / side**2, abs=1e-6)

@@ -70,6 +70,9 @@ class CutMix(MaskedMixing):
             clean batch, in inference mode), and the partner's region is
             pasted where it covers the least of the example's own saliency
             (PuzzleMix's signal, Kim et al., 2020, without its transport).
+            Saliency is read on blocks of ``f × f`` pixels (``f = 1`` up to
+            127 px a side, 3 at 224), so the box is placed to within a
+            block; its size, and the area label weight, stay exact.
             Images only.
         label_weight: ``"area"`` (default: the exact pixel fraction) or
             ``"saliency"``: the share of saliency each source contributes,
@@ -198,46 +201,60 @@ class CutMix(MaskedMixing):
         return self._cut_plan(inputs, seed, context, kept, bounds)
 
     def _saliency(self, inputs, context):
-        """The maps ``(B, H, W)`` and whether they are the loss gradient's
-        (given by `MixupModel` in the context) or the spectral residual."""
+        """Saliency maps on the block grid of the inputs, ``(B, H // f,
+        W // f)``, the block side ``f``, and whether they are the loss
+        gradient's (given by `MixupModel` in the context) or the spectral
+        residual's."""
+        height, width = self._sizes(inputs)
+        f = sal_ops.block_factor(height, width)
         given = (context or {}).get("saliency")
-        if given is not None:
-            if tuple(given.shape)[1:] != tuple(self._sizes(inputs)):
-                raise ValueError(
-                    f"{type(self).__name__}(placement='saliency') got a saliency "
-                    f"map of shape {tuple(given.shape)} for inputs of shape "
-                    f"{tuple(inputs.shape)}: gradient saliency is computed for "
-                    "the model's input, so use the layer as `mixer=` (or first "
-                    "in the model), on the images."
-                )
-            return given, True
-        gray = sal_ops.to_gray(inputs, self.data_format)
-        return sal_ops.spectral_residual(gray), False
+        if given is None:
+            return sal_ops.image_saliency(inputs, self.data_format), f, False
+        if tuple(given.shape)[1:] != (height // f, width // f):
+            raise ValueError(
+                f"{type(self).__name__}(placement='saliency') got a saliency "
+                f"map of shape {tuple(given.shape)} for inputs of shape "
+                f"{tuple(inputs.shape)}: gradient saliency is computed for "
+                "the model's input, so use the layer as `mixer=` (or first "
+                "in the model), on the images."
+            )
+        return given, f, True
 
     def _salient_parts(self, inputs, seed, context, lam):
-        """Box sides from λ; the partner's region around its saliency peak,
-        pasted at the same place (spectral residual) or where it covers the
-        least own saliency (gradient)."""
+        """Box sides from λ (exact, in pixels); the partner's region around
+        its saliency peak, pasted at the same place (spectral residual) or
+        where it covers the least own saliency (gradient). Saliency is read
+        on blocks of ``f × f`` pixels."""
         K = backend.ops()
         index, found = self._partners(inputs, seed, context)
-        saliency, gradient = self._saliency(inputs, context)
+        saliency, f, gradient = self._saliency(inputs, context)
         height, width = self._sizes(inputs)
         ratio = K.sqrt(K.maximum(1.0 - lam, 0.0))
         h = K.cast(K.floor(float(height) * ratio), "int32")
         w = K.cast(K.floor(float(width) * ratio), "int32")
+        # The box in blocks (at least one), for the maps.
+        grid_h, grid_w = height // f, width // f
+        hb = K.clip((h + f // 2) // f, 1, grid_h)
+        wb = K.clip((w + f // 2) // f, 1, grid_w)
         partner = K.gather(saliency, index)
         py, px = sal_ops.peak(partner)
-        sy = sal_ops.origin_around(py, h, height)
-        sx = sal_ops.origin_around(px, w, width)
+        sy = sal_ops.origin_around(py * f + f // 2, h, height)
+        sx = sal_ops.origin_around(px * f + f // 2, w, width)
         if gradient:
-            ty, tx = sal_ops.least_covering(saliency, h, w)
+            ty, tx = sal_ops.least_covering(saliency, hb, wb)
+            ty = K.minimum(ty * f, height - h)
+            tx = K.minimum(tx * f, width - w)
         else:
             ty, tx = sy, sx
         bounds = K.stack([ty, tx, ty + h, tx + w])
         kept = 1.0 - K.cast(h * w, "float32") / float(height * width)
         if self.label_weight == "saliency":
-            own = 1.0 - sal_ops.mass_in(saliency, ty, tx, h, w)
-            given = sal_ops.mass_in(partner, sy, sx, h, w)
+            own = 1.0 - sal_ops.mass_in(
+                saliency, K.minimum(ty // f, grid_h - hb), K.minimum(tx // f, grid_w - wb), hb, wb
+            )
+            given = sal_ops.mass_in(
+                partner, K.minimum(sy // f, grid_h - hb), K.minimum(sx // f, grid_w - wb), hb, wb
+            )
             kept = K.where(own + given > 0, K.divide_no_nan(own, own + given), kept)
         plan = self._cut_plan(inputs, seed, context, kept, bounds, (index, found))
         plan["offset"] = K.stack([sy - ty, sx - tx], axis=1)

@@ -115,11 +115,16 @@ class ResizeMix(CutMix):
             # Where the shrunk partner covers the least of the example's
             # own saliency.
             sides = [K.broadcast_to(side, [batch]) for side in sides]
-            saliency, _ = self._saliency(inputs, context)
-            starts = sal_ops.least_covering(saliency, sides[0], sides[1])
+            saliency, f, _ = self._saliency(inputs, context)
+            grid = (height // f, width // f)
+            blocks = [K.clip((side + f // 2) // f, 1, g) for side, g in zip(sides, grid)]
+            at = sal_ops.least_covering(saliency, blocks[0], blocks[1])
+            starts = [
+                K.minimum(a * f, size - side) for a, size, side in zip(at, (height, width), sides)
+            ]
             kept = K.broadcast_to(kept, [batch])
             if self.label_weight == "saliency":
-                own = 1.0 - sal_ops.mass_in(saliency, starts[0], starts[1], sides[0], sides[1])
+                own = 1.0 - sal_ops.mass_in(saliency, at[0], at[1], blocks[0], blocks[1])
                 kept = K.divide_no_nan(own, own + 1.0)  # the whole partner pasted
         else:
             u = uniform([2, n], fold_seed(seed, 3))

@@ -10,21 +10,15 @@ Two sources of saliency, one use:
   (PuzzleMix's signal; Kim et al., ICML 2020), computed by `MixupModel`'s
   train step and smoothed here with the same filter.
 
-Both give a non-negative map ``(B, H, W)``. `peak` finds the most salient
-pixel, `box_sums` the saliency under every placement of a box (through an
-integral image), so a box can be placed where it covers the least of it.
-Backend-neutral; compiles with XLA.
+Both are computed on a grid of ``f × f``-pixel blocks (`block_factor`:
+about 64 blocks a side, one pixel per block up to 127 px) and give a
+non-negative map ``(B, H // f, W // f)`` summing to 1. `peak` finds the
+most salient block, `box_sums` the saliency under every placement of a box
+(through an integral image), so a box can be placed where it covers the
+least of it. Backend-neutral; compiles with XLA.
 """
 
 from keras_mixup import backend
-
-
-def to_gray(images, data_format="channels_last"):
-    """float32 ``(B, H, W)``: the mean over channels."""
-    K = backend.ops()
-    axis = 3 if data_format == "channels_last" else 1
-    x = K.cast(images, "float32")
-    return K.reduce_sum(x, axis=axis) / float(backend.dim(images, axis))
 
 
 def _band(n, radius):
@@ -58,54 +52,45 @@ def smooth(x):
     return box_filter(box_filter(x, r), r)
 
 
-# Saliency is computed on a grid of at most about this many cells a side
-# (OpenCV's spectral residual resizes to 64x64 too): at 224x224 the FFTs
-# and filters then cost a ninth, and a peak is found to within 3 pixels.
+# Saliency is computed on a grid of blocks about this many a side (OpenCV's
+# spectral residual resizes to 64x64 too): at 224x224, 3x3-pixel blocks,
+# so the FFTs, filters and box search cost a ninth or less, and a box is
+# placed to within a block.
 WORK_SIDE = 64
 
 
-def _factor(height, width):
+def block_factor(height, width):
+    """The side ``f`` of the square blocks saliency is computed on for
+    ``height × width`` inputs: ``max(1, min(H, W) // WORK_SIDE)``."""
     if not isinstance(height, int) or not isinstance(width, int):
         return 1
     return max(1, min(height, width) // WORK_SIDE)
 
 
-def _pool_sum(x, f):
-    """Sums over ``f × f`` blocks of ``(B, H, W)`` maps (a last partial
-    block dropped)."""
-    if f == 1:
-        return x
+def block_sums(x, f, data_format="channels_last"):
+    """``(B, H // f, W // f)``: sums of images ``(B, H, W, C)`` (or
+    channels first) over ``f × f`` blocks and the channels, in one pass (a
+    last partial block dropped); ``(B, H, W)`` maps are taken as well."""
     K = backend.ops()
+    x = K.cast(x, "float32")
+    rank = backend.rank(x)
+    if rank == 4 and data_format != "channels_last":
+        x = K.transpose(x, [0, 2, 3, 1])
+    if rank == 3:
+        x = K.expand_dims(x, 3)
     h, w = backend.dim(x, 1) // f, backend.dim(x, 2) // f
-    x = x[:, : h * f, : w * f]
-    return K.reduce_sum(K.reshape(x, [-1, h, f, w, f]), axis=[2, 4])
-
-
-def _unpool(x, f, height, width):
-    """Spreads each cell's mass evenly over its ``f × f`` block of an
-    ``(H, W)`` map (zeros in a dropped partial block)."""
     if f == 1:
-        return x
-    K = backend.ops()
-    h, w = backend.dim(x, 1), backend.dim(x, 2)
-    batch = K.batch_size(x)
-    x = K.broadcast_to(K.reshape(x / float(f * f), [-1, h, 1, w, 1]), [batch, h, f, w, f])
-    x = K.reshape(x, [-1, h * f, w * f])
-    if width > w * f:
-        x = K.concat([x, K.zeros_like(x[:, :, : width - w * f])], 2)
-    if height > h * f:
-        x = K.concat([x, K.zeros_like(x[:, : height - h * f])], 1)
-    return x
+        return K.reduce_sum(x, axis=3)
+    x = x[:, : h * f, : w * f]
+    return K.reduce_sum(K.reshape(x, [-1, h, f, w, f, backend.dim(x, 3)]), axis=[2, 4, 5])
 
 
 def spectral_residual(gray):
-    """Spectral-residual saliency of ``(B, H, W)`` images, float32, >= 0,
-    smoothed (`smooth`), each map scaled to sum to 1. Computed on the image
-    averaged over blocks (about `WORK_SIDE` a side), spread back evenly."""
+    """Spectral-residual saliency of ``(B, H, W)`` maps (grayscale images,
+    or their `block_sums`), float32 of the same shape, >= 0, smoothed
+    (`smooth`), each map summing to 1."""
     K = backend.ops()
-    height, width = backend.dim(gray, 1), backend.dim(gray, 2)
-    f = _factor(height, width)
-    gray = _pool_sum(K.cast(gray, "float32"), f) / float(f * f)
+    gray = K.cast(gray, "float32")
     re, im = K.fft2(gray, K.zeros_like(gray))
     amplitude = K.sqrt(re * re + im * im) + 1e-8
     log_amp = K.log(amplitude)
@@ -114,18 +99,24 @@ def spectral_residual(gray):
     scale = K.exp(residual) / amplitude
     # The inverse DFT up to a constant: |fft(conj z)| = |ifft(z)|·HW.
     a, b = K.fft2(re * scale, -im * scale)
-    return _unpool(normalized(smooth(a * a + b * b)), f, height, width)
+    return normalized(smooth(a * a + b * b))
 
 
-def input_gradient_saliency(gradient, data_format="channels_last"):
-    """``|∂L/∂x|`` summed over channels, smoothed, each map summing to 1
-    (smoothed on blocks, as `spectral_residual`)."""
+def image_saliency(images, data_format="channels_last"):
+    """Spectral-residual saliency of images on their block grid
+    (`block_factor`): ``(B, H // f, W // f)``, each map summing to 1."""
+    axes = (1, 2) if data_format == "channels_last" else (2, 3)
+    f = block_factor(backend.dim(images, axes[0]), backend.dim(images, axes[1]))
+    return spectral_residual(block_sums(images, f, data_format))
+
+
+def gradient_saliency(gradient, data_format="channels_last"):
+    """``|∂L/∂x|`` summed over channels and blocks (`block_factor`),
+    smoothed, each map summing to 1: ``(B, H // f, W // f)``."""
     K = backend.ops()
-    axis = 3 if data_format == "channels_last" else 1
-    g = K.reduce_sum(K.abs(K.cast(gradient, "float32")), axis=axis)
-    height, width = backend.dim(g, 1), backend.dim(g, 2)
-    f = _factor(height, width)
-    return _unpool(normalized(smooth(_pool_sum(g, f))), f, height, width)
+    axes = (1, 2) if data_format == "channels_last" else (2, 3)
+    f = block_factor(backend.dim(gradient, axes[0]), backend.dim(gradient, axes[1]))
+    return normalized(smooth(block_sums(K.abs(gradient), f, data_format)))
 
 
 def normalized(saliency):
