@@ -4,6 +4,7 @@
     keras-mixup demo --data fashion_mnist --label-noise 0.5
     keras-mixup demo --data tfds:mnist        # any image dataset tensorflow-datasets prepared
     keras-mixup reproduce label-noise         # Zhang et al., Table 2, on digits
+    keras-mixup tune --compare                # uniform-design search vs grid and random
     keras-mixup bench --quick                 # benchmarks/ of a source checkout
 
 Importing ``keras_mixup`` imports Keras and its backend (TensorFlow takes
@@ -170,6 +171,53 @@ def _dataset(text):
     return f"{TFDS_PREFIX}{name}" + (f":{split}" if split else "")
 
 
+# `keras-mixup tune`'s factors: default range and scale, and the values
+# they may take ((low, high), bounds included unless marked open).
+FACTORS = {
+    "alpha": ((0.05, 4.0, "log"), (0.0, None), "MixUp's α (> 0)"),
+    "label_smoothing": ((0.0, 0.2, "linear"), (0.0, 1.0), "ε of the cross-entropy, in [0, 1)"),
+    "learning_rate": ((0.005, 0.2, "log"), (0.0, None), "SGD's learning rate (> 0)"),
+    "eta": ((1e-4, 0.1, "log"), (0.0, None), "MixupE's η (> 0)"),
+    "site_weight": ((0.0, 1.0, "linear"), (0.0, 1.0), "share of steps mixing at the hidden site, in [0, 1]"),
+}
+DEFAULT_FACTORS = ("alpha", "learning_rate", "label_smoothing")
+
+
+def _factor(text):
+    """``NAME`` or ``NAME=LOW:HIGH[:log|linear]`` -> (name, low, high, scale)."""
+    name, eq, spec = text.partition("=")
+    name = name.strip().lower()
+    if name not in FACTORS:
+        raise argparse.ArgumentTypeError(
+            f"unknown factor {name!r}; choose from {', '.join(FACTORS)}")
+    (low, high, scale), (lo_ok, hi_ok), what = FACTORS[name]
+    if eq:
+        parts = [p.strip() for p in spec.split(":")]
+        if len(parts) not in (2, 3):
+            raise argparse.ArgumentTypeError(
+                f"{name}: give the range as LOW:HIGH or LOW:HIGH:log, e.g. {name}={low}:{high}")
+        try:
+            low, high = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name}: LOW and HIGH must be numbers, got {spec!r}") from None
+        if len(parts) == 3:
+            if parts[2] not in ("log", "linear"):
+                raise argparse.ArgumentTypeError(
+                    f"{name}: the scale must be 'log' or 'linear', got {parts[2]!r}")
+            scale = parts[2]
+        if not low < high:
+            raise argparse.ArgumentTypeError(
+                f"{name}: the range {low:g}:{high:g} is empty or inverted; give LOW < HIGH")
+    open_low = name in ("alpha", "learning_rate", "eta")
+    if (low < lo_ok or (open_low and low <= lo_ok) or (hi_ok is not None and high > hi_ok)
+            or (name == "label_smoothing" and high >= 1.0)):
+        raise argparse.ArgumentTypeError(f"{name}: {low:g}:{high:g} is outside its values ({what})")
+    if scale == "log" and low <= 0:
+        raise argparse.ArgumentTypeError(f"{name}: a log scale needs LOW > 0, got {low:g}")
+    return (name, low, high, scale)
+
+
 def build_parser():
     parser = _Parser(
         prog=PROG,
@@ -241,6 +289,38 @@ def build_parser():
     reproduce.set_defaults(run=None, missing=f"choose an experiment: label-noise (see "
                            f"`{PROG} reproduce --help`)")
 
+    tune = commands.add_parser(
+        "tune", help="hyper-parameter search by uniform design (vs grid and random)",
+        description="Searches hyper-parameters of mixup training on digits with a "
+        "uniform design (Fang): N runs that take each of the N levels of every "
+        "factor once, scattered evenly (good lattice points, chosen by centred L2 "
+        "discrepancy). Each run trains an MLP through MixupModel and records the "
+        "validation and test error; the results file lets an interrupted search "
+        "continue. With --compare, grid and random search get the same budget. "
+        "Prints a table and writes a PNG of the runs.")
+    tune.add_argument("--factor", dest="factors", type=_factor, action="append",
+                      metavar="NAME[=LOW:HIGH[:log]]",
+                      help=f"a factor to search (repeat it): {', '.join(FACTORS)}; default "
+                      f"{', '.join(DEFAULT_FACTORS)} with their default ranges ("
+                      + "; ".join(f"{n} {r[0]:g}:{r[1]:g} {r[2]}" for n, (r, _, _) in FACTORS.items())
+                      + ")")
+    tune.add_argument("--runs", type=_positive_int, default=None,
+                      help="runs of the design (default 12; 6 with --quick)")
+    tune.add_argument("--levels", type=_positive_int, default=None,
+                      help="levels per factor, dividing --runs (default: --runs)")
+    tune.add_argument("--epochs", type=_positive_int, default=None,
+                      help="epochs per run (default 30; 5 with --quick)")
+    tune.add_argument("--seeds", type=_positive_int, default=None,
+                      help="seeds per run (default 2; 1 with --quick)")
+    tune.add_argument("--compare", action="store_true",
+                      help="also grid search and random search with the same budget")
+    tune.add_argument("--results", default="tune_results.jsonl",
+                      help="JSON-lines results file, continued if it exists (default "
+                      "tune_results.jsonl)")
+    tune.add_argument("--out", default="tune.png", help="PNG of the runs (default tune.png)")
+    tune.add_argument("--quick", action="store_true", help="a run of about a minute")
+    tune.set_defaults(run="tune", check=_check_tune)
+
     bench = commands.add_parser(
         "bench", help="run the benchmarks of a source checkout",
         description="Runs benchmarks/bench_layers.py and benchmarks/bench_train_step.py "
@@ -248,8 +328,8 @@ def build_parser():
     bench.add_argument("--quick", action="store_true", help="short runs with small shapes")
     bench.set_defaults(run="bench")
 
-    parser.set_defaults(run=None, check=None, missing=f"choose a command: demo, reproduce "
-                        f"or bench (see `{PROG} --help`)")
+    parser.set_defaults(run=None, check=None, missing=f"choose a command: demo, reproduce, "
+                        f"tune or bench (see `{PROG} --help`)")
     return parser
 
 
@@ -277,6 +357,31 @@ def check_out_folder(path):
 
 def _check_demo(args):
     check_out_folder(args.out)
+
+
+def _check_tune(args):
+    quick = args.quick
+    args.runs = args.runs or (6 if quick else 12)
+    args.epochs = args.epochs or (5 if quick else 30)
+    args.seeds = args.seeds or (1 if quick else 2)
+    args.factors = args.factors or [_factor(name) for name in DEFAULT_FACTORS]
+    names = [f[0] for f in args.factors]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--factor: each factor once; got {', '.join(names)}")
+    if args.runs < 2:
+        raise UsageError("--runs: a design needs at least 2 runs")
+    if args.levels is not None:
+        if args.levels > args.runs:
+            raise UsageError(f"--levels {args.levels}: more levels than runs ({args.runs}); "
+                             "each level must be run at least once")
+        if args.levels < 2 or args.runs % args.levels:
+            divisors = [q for q in range(2, args.runs + 1) if args.runs % q == 0]
+            raise UsageError(f"--levels {args.levels}: must divide --runs {args.runs} "
+                             f"(each level run equally often); choose from {divisors}")
+    if os.path.isdir(args.results):
+        raise UsageError(f"--results {args.results}: that is a folder; give a file path")
+    if args.out:
+        check_out_folder(os.path.dirname(os.path.abspath(args.out)))
 
 
 # --------------------------------------------------- quiet TensorFlow

@@ -4,6 +4,7 @@
     keras-mixup demo --data fashion_mnist --label-noise 0.5
     keras-mixup demo --data tfds:mnist        # any image dataset tensorflow-datasets prepared
     keras-mixup reproduce label-noise         # Zhang et al., Table 2, on digits
+    keras-mixup tune --compare                # uniform-design search vs grid and random
     keras-mixup bench --quick                 # benchmarks/ of a source checkout
 
 The arguments are parsed and checked by the top-level module
@@ -92,8 +93,17 @@ def _bench(args):
     return 0
 
 
+def _tune(args):
+    _import_tensorflow_quietly()
+    from keras_mixup import cli_tune
+
+    cli_tune.run_tune(args)
+    return 0
+
+
 COMMANDS = {
     "demo": _demo,
+    "tune": _tune,
     "reproduce_label_noise": _reproduce_label_noise,
     "bench": _bench,
 }

@@ -614,3 +614,25 @@ def test_integer_inputs_are_refused_when_the_model_is_built():
     # Mixing the embeddings is fine.
     h = keras_mixup.layers.MixUp(alpha=0.4)(keras.layers.Embedding(50, 8)(tokens))
     assert tuple(h.shape) == (None, 10, 8)
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_stop_gradient_site_blocks_the_layers_below(stop):
+    """MixUp(stop_gradient=True) at a hidden site: on the steps it mixes,
+    the layers below it get no gradient (Verma et al.'s ablation)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    below = keras.layers.Dense(5, name="below")
+    h = below(inputs)
+    h = keras_mixup.layers.MixUp(alpha=1.0, stop_gradient=stop)(h)
+    above = keras.layers.Dense(3, name="above")
+    model = keras_mixup.MixupModel(keras.Model(inputs, above(h)), seed=0)
+    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
+    y = np.arange(16) % 3
+    w_below, w_above = below.kernel.numpy().copy(), above.kernel.numpy().copy()
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert not np.allclose(above.kernel.numpy(), w_above)
+    assert np.allclose(below.kernel.numpy(), w_below) == stop
+    site = model.sites[0]
+    assert type(site).from_config(site.get_config()).stop_gradient == stop

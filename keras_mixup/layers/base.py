@@ -107,6 +107,7 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         pairing_scope="replica",
         bounding_box_format=None,
         min_visibility=0.0,
+        stop_gradient=False,
         **kwargs,
     ):
         # Labels must stay float32 whatever the policy: cast inputs by hand.
@@ -147,6 +148,9 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
             bounding_box_format, type(self).__name__
         )
         self.min_visibility = box_layer.check_min_visibility(min_visibility)
+        if not isinstance(stop_gradient, bool):
+            raise TypeError(f"`stop_gradient` must be True or False; got {stop_gradient!r}.")
+        self.stop_gradient = stop_gradient
         self._init_state()
         if self._label_aware():
             self._init_unpaired()
@@ -315,6 +319,7 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
                 "pairing_scope": self.pairing_scope,
                 "bounding_box_format": self.bounding_box_format,
                 "min_visibility": self.min_visibility,
+                "stop_gradient": self.stop_gradient,
             }
         )
         return config

@@ -105,6 +105,15 @@ class MixUp(BaseMixingLayer):
         jit_compile: apply the plan (gather, blend, cast) as one XLA
             program (default True): one pass over the batch, 2–7× faster on
             large images, for ~60 ms of compiling per input shape.
+        bounding_box_format: the format of boxes passed as
+            ``"bounding_boxes": {"boxes", "labels"}`` (one of Keras' formats,
+            e.g. ``"xyxy"``); the mixed example keeps every source's boxes,
+            ``"weights"`` giving each image's blend weight.
+        min_visibility: boxes of mask layers (CutMix, FMix, …) keeping a
+            smaller visible fraction of their pixels are dropped.
+        stop_gradient: at a `MixupModel` site, block the gradient through
+            the layer on the steps it mixes (Verma et al.'s ablation of
+            manifold mixup); default False.
         **kwargs: ``keras.layers.Layer`` arguments such as ``name`` and
             ``dtype`` (the dtype of the mixed inputs).
 

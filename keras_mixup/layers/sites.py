@@ -175,6 +175,10 @@ class SiteMixing:
             else:
                 plan = self.plan(x, seed, shards, context)
                 out = x if self.mix == "labels" else self.mix_inputs(plan, x)
+            if self.stop_gradient:
+                # The ablation of Verma et al.: no gradient flows back
+                # through a site on the steps it mixes.
+                out = keras.tree.map_structure(K.stop_gradient, out)
             if self.mix == "inputs":
                 labels = identity_plan(batch, partners)
             else:
