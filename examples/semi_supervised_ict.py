@@ -8,15 +8,11 @@ teacher's* predictions, ``λ·T(u_j) + (1 − λ)·T(u_k)``. The teacher is an
 exponential moving average (EMA) of the student's weights, and the weight of
 this consistency loss ramps up from 0 during the first part of training.
 
-The mixing is two calls to keras_mixup's ops, one plan for inputs and
-targets alike:
-
-    lam   = keras_mixup.ops.sample_beta([1], alpha, seed=s1)        # λ
-    index = keras_mixup.ops.random_permutation(batch, seed=s2)      # k = π(j)
-    u_mix, t_mix = keras_mixup.ops.interpolate((u, teacher_probs), lam, index)
-
-Both ops are stateless and XLA-compilable, so the whole ``train_step``
-below compiles with ``jit_compile=True`` (``--jit-compile``).
+The method is `keras_mixup.ICTModel`; this script shows it against
+supervised training on the labeled part alone. Inside, the mixing is one
+plan for inputs and targets alike (``keras_mixup.ops.interpolate`` of the
+unlabeled batch and the teacher's probabilities), stateless and
+XLA-compilable (``--jit-compile``).
 
 On scikit-learn's digits (offline) with only 100 labeled training images
 (10 per class) and the rest of the training set unlabeled, the script
@@ -57,84 +53,9 @@ def build_mlp(seed, hidden=256):
     ])
 
 
-class ICTModel(keras.Model):
-    """Student + EMA teacher trained with interpolation consistency.
-
-    ``fit`` takes ``((x_labeled, x_unlabeled), y_labeled)`` batches.
-    ``evaluate``/``predict`` use the student; ``self.teacher`` is the EMA
-    model (often slightly better at the end of training).
-
-    Args:
-        student: a Keras model returning logits.
-        alpha: Beta(α, α) of the interpolation weight λ (the paper: 1.0 on
-            CIFAR-10, 0.1 on SVHN).
-        max_weight: consistency weight reached after the ramp-up.
-        rampup_steps: steps of the sigmoid ramp-up ``exp(-5 (1 - t)²)``.
-        ema_decay: teacher EMA decay (the paper: 0.999).
-        seed: int seed of the mixing stream.
-    """
-
-    def __init__(self, student, alpha=1.0, max_weight=10.0, rampup_steps=1000,
-                 ema_decay=0.999, seed=0, **kwargs):
-        super().__init__(**kwargs)
-        self.student = student
-        self.teacher = keras.models.clone_model(student)
-        self.teacher.set_weights(student.get_weights())
-        self.teacher.trainable = False
-        self.alpha, self.max_weight = alpha, max_weight
-        self.rampup_steps, self.ema_decay, self.seed = rampup_steps, ema_decay, seed
-        self.ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        self.trackers = {name: keras.metrics.Mean(name) for name in
-                         ("loss", "supervised", "consistency", "weight")}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values()) + super().metrics
-
-    def call(self, inputs, training=False):
-        return self.student(inputs, training=training)
-
-    def consistency_weight(self, step):
-        t = tf.minimum(tf.cast(step, tf.float32) / self.rampup_steps, 1.0)
-        return self.max_weight * tf.exp(-5.0 * tf.square(1.0 - t))
-
-    def train_step(self, data):
-        (x_labeled, x_unlabeled), y_labeled = data
-        step = self.optimizer.iterations
-        # A fresh stateless seed per step, derived from the (saved)
-        # iteration counter; split in two for λ and the pairing.
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        seed_lam, seed_pairs = tf.unstack(tf.random.split(seed, 2))
-
-        # --- the mixup part of ICT: one plan mixes inputs and targets ---
-        batch = tf.shape(x_unlabeled)[0]
-        lam = keras_mixup.ops.sample_beta([1], self.alpha, seed=seed_lam)
-        lam = tf.broadcast_to(lam, [batch])  # one λ per batch, as in the paper
-        index = keras_mixup.ops.random_permutation(batch, seed=seed_pairs)
-        teacher_probs = tf.nn.softmax(self.teacher(x_unlabeled, training=False))
-        x_mixed, target = keras_mixup.ops.interpolate(
-            (x_unlabeled, teacher_probs), lam, index
-        )
-
-        weight = self.consistency_weight(step)
-        with tf.GradientTape() as tape:
-            supervised = self.ce(y_labeled, self.student(x_labeled, training=True))
-            probs = tf.nn.softmax(self.student(x_mixed, training=True))
-            # Squared error between probability vectors, summed over classes.
-            consistency = tf.reduce_mean(tf.reduce_sum(tf.square(probs - target), -1))
-            loss = supervised + weight * consistency
-        variables = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-
-        # Mean teacher: EMA of the student's weights (faster at the start).
-        decay = tf.minimum(self.ema_decay, 1.0 - 1.0 / tf.cast(step + 1, tf.float32))
-        for t, s in zip(self.teacher.weights, self.student.weights):
-            t.assign(decay * t + (1.0 - decay) * s)
-
-        for name, value in (("loss", loss), ("supervised", supervised),
-                            ("consistency", consistency), ("weight", weight)):
-            self.trackers[name].update_state(value)
-        return {name: m.result() for name, m in self.trackers.items()}
+# The model is the library's: keras_mixup.ICTModel (student + EMA teacher,
+# interpolation consistency in `compute_loss`, on any backend).
+ICTModel = keras_mixup.ICTModel
 
 
 # ---------------------------------------------------------------- runs
@@ -172,7 +93,8 @@ def run(method, data, args, seed):
         ds = ds.map(lambda lab, u: ((lab[0], u), lab[1]))  # ((x_l, x_u), y_l)
         model = ICTModel(student, alpha=args.alpha, max_weight=args.consistency,
                          rampup_steps=int(0.4 * args.steps), seed=seed)
-        model.compile(optimizer=optimizer, jit_compile=args.jit_compile)
+        model.compile(optimizer=optimizer, jit_compile=args.jit_compile,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     else:
         ds = labeled_stream(x_l, y_l, args.batch_size, seed)
         model = student

@@ -1,13 +1,15 @@
 """keras_mixup: the mixup family of regularizers for Keras 3 (TensorFlow and JAX)."""
 
-from keras_mixup import callbacks, layers, metrics, ops
+from keras_mixup import callbacks, layers, metrics, ops, tune
 from keras_mixup.model import MixupModel
 from keras_mixup.regularizers import MixupE
 from keras_mixup.rescaled import RescaledModel
+from keras_mixup.semi_supervised import ICTModel
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ICTModel",
     "MixupE",
     "MixupModel",
     "RescaledModel",
@@ -16,4 +18,5 @@ __all__ = [
     "layers",
     "metrics",
     "ops",
+    "tune",
 ]

@@ -4,6 +4,8 @@
     keras-mixup demo --data fashion_mnist --label-noise 0.5
     keras-mixup demo --data tfds:mnist        # any image dataset tensorflow-datasets prepared
     keras-mixup reproduce label-noise         # Zhang et al., Table 2, on digits
+    keras-mixup reproduce mixupe              # MixupE's UCI rows on digits and iris
+    keras-mixup reproduce manifold            # manifold mixup per site, gradient blocked
     keras-mixup tune --compare                # uniform-design search vs grid and random
     keras-mixup bench --quick                 # benchmarks/ of a source checkout
 
@@ -70,6 +72,42 @@ def _reproduce_label_noise(args):
     return 0
 
 
+def _reproduce_mixupe(args):
+    _import_tensorflow_quietly()
+    import time
+
+    from keras_mixup import reproduce
+
+    seeds = args.seeds or (2 if args.quick else 5)
+    epochs = args.epochs or ({"digits": 15, "iris": 60} if args.quick else None)
+    print(f"MixupE (Zou et al., 2023), UCI rows, on digits and iris: {plural(seeds, 'seed')}",
+          flush=True)
+    start = time.time()
+    results = reproduce.run_mixupe(seeds=seeds, epochs=epochs)
+    print()
+    print(reproduce.mixupe_table(results))
+    print(f"\nWall time {time.time() - start:.0f} s.")
+    return 0
+
+
+def _reproduce_manifold(args):
+    _import_tensorflow_quietly()
+    import time
+
+    from keras_mixup import reproduce
+
+    seeds = args.seeds or (1 if args.quick else 3)
+    epochs = args.epochs or (20 if args.quick else 60)
+    print(f"Manifold mixup (Verma et al., 2019) on digits: {plural(seeds, 'seed')}, "
+          f"{plural(epochs, 'epoch')} per run", flush=True)
+    start = time.time()
+    rows = reproduce.run_manifold(seeds=seeds, epochs=epochs)
+    print()
+    print(reproduce.manifold_table(rows))
+    print(f"\nWall time {time.time() - start:.0f} s.")
+    return 0
+
+
 def benchmarks_dir():
     """``benchmarks/`` next to the package: present in a source checkout."""
     return pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
@@ -105,6 +143,8 @@ COMMANDS = {
     "demo": _demo,
     "tune": _tune,
     "reproduce_label_noise": _reproduce_label_noise,
+    "reproduce_mixupe": _reproduce_mixupe,
+    "reproduce_manifold": _reproduce_manifold,
     "bench": _bench,
 }
 

@@ -336,8 +336,8 @@ def test_help_and_usage_errors_are_fast_and_tensorflow_starts_quietly(tmp_path):
         "keras-mixup demo: error: argument --seed: must be a whole number from 0 to "
         "4294967295, got '-1' (see `keras-mixup demo --help`)",
         f"keras-mixup demo: error: --out {afile}: that is a file, not a folder",
-        "keras-mixup reproduce: error: choose an experiment: label-noise (see "
-        "`keras-mixup reproduce --help`)",
+        "keras-mixup reproduce: error: choose an experiment: label-noise, mixupe or "
+        "manifold (see `keras-mixup reproduce --help`)",
         "Python's stderr comes through",
     ], done.stderr
 
