@@ -240,7 +240,8 @@ def plot(rows, plans, factors, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 3.8), squeeze=False)
+    fig.subplots_adjust(wspace=0.35)
     errors = [v for r in rows for v in r["mean_val"].values()]
     lo, hi = min(errors), max(errors)
     for ax, r in zip(axes[0], rows):
@@ -254,13 +255,19 @@ def plot(rows, plans, factors, path):
         by = pts[r["best_run"], 1] if pts.shape[1] > 1 else 0.0
         ax.scatter([bx], [by], s=160, facecolors="none", edgecolors="red", linewidths=1.5)
         ax.set_title(f"{r['method']} ({r['runs']} runs): best {r['val'][0]:.2f}%")
-        ax.set_xlabel(factors[0][0])
-        if factors[0][3] == "log":
-            ax.set_xscale("log")
-        if pts.shape[1] > 1:
-            ax.set_ylabel(factors[1][0])
-            if factors[1][3] == "log":
-                ax.set_yscale("log")
+        for k, (set_label, set_scale, set_lim) in enumerate((
+                (ax.set_xlabel, ax.set_xscale, ax.set_xlim),
+                (ax.set_ylabel, ax.set_yscale, ax.set_ylim))):
+            if k >= pts.shape[1]:
+                break
+            name, low, high, scale = factors[k]
+            set_label(name)
+            if scale == "log":
+                set_scale("log")
+                set_lim(low / 1.25, high * 1.25)
+            else:
+                pad = 0.05 * (high - low)
+                set_lim(low - pad, high + pad)
     fig.colorbar(sc, ax=axes[0].tolist(), label="validation error % (mean over seeds)")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)

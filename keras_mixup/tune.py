@@ -28,7 +28,7 @@ Pure NumPy; no Keras needed.
 
 Example:
 
->>> design = uniform_design(7, 3)
+>>> design = keras_mixup.tune.uniform_design(7, 3)
 >>> sorted(design[:, 0].tolist()) == list(range(1, 8))
 True
 """

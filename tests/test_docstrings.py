@@ -37,6 +37,7 @@ def test_docstring_examples(name):
 
 def test_public_api_is_documented_with_examples():
     public = [keras_mixup.MixupModel, keras_mixup.MixupE, keras_mixup.RescaledModel,
+              keras_mixup.ICTModel, keras_mixup.tune,
               keras_mixup.layers.MixUp, keras_mixup.layers.CutMix,
               keras_mixup.layers.RandomMix, keras_mixup.layers.FMix, keras_mixup.layers.ResizeMix,
               keras_mixup.layers.PatchUp, keras_mixup.layers.MaskMix,
