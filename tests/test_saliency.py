@@ -221,6 +221,8 @@ def test_saliency_errors():
         CutMix(placement="saliency", num_classes=2)(np.zeros((2, 10, 3), "float32"), np.arange(2))
     with pytest.raises(ValueError, match="CutMix and ResizeMix"):
         FMix(placement="saliency")
+    with pytest.raises(ValueError, match="RandomMix cannot hold"):
+        keras_mixup.layers.RandomMix([CutMix(placement="saliency"), FMix()])
     again = CutMix.from_config(CutMix(placement="saliency", label_weight="saliency").get_config())
     assert (again.placement, again.label_weight) == ("saliency", "saliency")
 

@@ -202,14 +202,45 @@ class CutMix(MaskedMixing):
 
     def _saliency(self, inputs, context):
         """Saliency maps on the block grid of the inputs, ``(B, H // f,
-        W // f)``, the block side ``f``, and whether they are the loss
-        gradient's (given by `MixupModel` in the context) or the spectral
-        residual's."""
+        W // f)``, and the block side ``f``: the loss gradient's (given by
+        `MixupModel` in the context) or the spectral residual's."""
         height, width = self._sizes(inputs)
         f = sal_ops.block_factor(height, width)
         given = (context or {}).get("saliency")
         if given is None:
-            return sal_ops.image_saliency(inputs, self.data_format), f, False
+            return sal_ops.image_saliency(inputs, self.data_format), f
+        self._check_saliency(given, inputs)
+        return given, f
+
+    def _salient_parts(self, inputs, seed, context, lam):
+        """The parts of a saliency-placed plan: partners, the box sides
+        from λ (exact, in pixels) and the area label weight; the saliency
+        and the placement are computed in `_full_plan`, inside the XLA
+        program that applies the plan."""
+        K = backend.ops()
+        index, found = self._partners(inputs, seed, context)
+        height, width = self._sizes(inputs)
+        ratio = K.sqrt(K.maximum(1.0 - lam, 0.0))
+        h = K.cast(K.floor(float(height) * ratio), "int32")
+        w = K.cast(K.floor(float(width) * ratio), "int32")
+        kept = 1.0 - K.cast(h * w, "float32") / float(height * width)
+        plan = {
+            "index": index, "lam": kept, "partner": index,
+            "sides": K.stack([h, w], axis=1), "active": K.ones_like(kept) > 0,
+        }
+        given = (context or {}).get("saliency")
+        if given is not None:
+            self._check_saliency(given, inputs)
+            plan["saliency"] = given
+        if found is not None:
+            plan["found"] = found
+            plan["active"] = found
+            plan["lam"] = K.where(found, kept, 1.0)
+        return plan
+
+    def _check_saliency(self, given, inputs):
+        height, width = self._sizes(inputs)
+        f = sal_ops.block_factor(height, width)
         if tuple(given.shape)[1:] != (height // f, width // f):
             raise ValueError(
                 f"{type(self).__name__}(placement='saliency') got a saliency "
@@ -218,46 +249,51 @@ class CutMix(MaskedMixing):
                 "the model's input, so use the layer as `mixer=` (or first "
                 "in the model), on the images."
             )
-        return given, f, True
 
-    def _salient_parts(self, inputs, seed, context, lam):
-        """Box sides from λ (exact, in pixels); the partner's region around
-        its saliency peak, pasted at the same place (spectral residual) or
-        where it covers the least own saliency (gradient). Saliency is read
-        on blocks of ``f × f`` pixels."""
+    def _place(self, plan, inputs):
+        """`_salient_parts`' plan with the box placed: the partner's region
+        around its saliency peak, pasted at the same place (spectral
+        residual) or where it covers the least own saliency (gradient
+        saliency, given by `MixupModel`). Saliency is read on blocks of
+        ``f × f`` pixels; box sizes stay exact."""
         K = backend.ops()
-        index, found = self._partners(inputs, seed, context)
-        saliency, f, gradient = self._saliency(inputs, context)
+        plan = dict(plan)
+        sides, active = plan.pop("sides"), plan.pop("active")
+        partner_index = plan.pop("partner")
+        given = plan.pop("saliency", None)
         height, width = self._sizes(inputs)
-        ratio = K.sqrt(K.maximum(1.0 - lam, 0.0))
-        h = K.cast(K.floor(float(height) * ratio), "int32")
-        w = K.cast(K.floor(float(width) * ratio), "int32")
+        f = sal_ops.block_factor(height, width)
+        if given is None:
+            saliency = sal_ops.image_saliency(inputs, self.data_format)
+        else:
+            saliency = K.cast(given, "float32")
+        h = K.where(active, sides[:, 0], 0)
+        w = K.where(active, sides[:, 1], 0)
         # The box in blocks (at least one), for the maps.
         grid_h, grid_w = height // f, width // f
         hb = K.clip((h + f // 2) // f, 1, grid_h)
         wb = K.clip((w + f // 2) // f, 1, grid_w)
-        partner = K.gather(saliency, index)
+        partner = K.gather(saliency, partner_index)
         py, px = sal_ops.peak(partner)
         sy = sal_ops.origin_around(py * f + f // 2, h, height)
         sx = sal_ops.origin_around(px * f + f // 2, w, width)
-        if gradient:
+        if given is not None:
             ty, tx = sal_ops.least_covering(saliency, hb, wb)
             ty = K.minimum(ty * f, height - h)
             tx = K.minimum(tx * f, width - w)
         else:
             ty, tx = sy, sx
-        bounds = K.stack([ty, tx, ty + h, tx + w])
-        kept = 1.0 - K.cast(h * w, "float32") / float(height * width)
+        plan["bounds"] = K.stack([ty, tx, ty + h, tx + w])
+        plan["offset"] = K.stack([sy - ty, sx - tx], axis=1)
         if self.label_weight == "saliency":
             own = 1.0 - sal_ops.mass_in(
                 saliency, K.minimum(ty // f, grid_h - hb), K.minimum(tx // f, grid_w - wb), hb, wb
             )
-            given = sal_ops.mass_in(
+            got = sal_ops.mass_in(
                 partner, K.minimum(sy // f, grid_h - hb), K.minimum(sx // f, grid_w - wb), hb, wb
             )
-            kept = K.where(own + given > 0, K.divide_no_nan(own, own + given), kept)
-        plan = self._cut_plan(inputs, seed, context, kept, bounds, (index, found))
-        plan["offset"] = K.stack([sy - ty, sx - tx], axis=1)
+            weight = K.where(own + got > 0, K.divide_no_nan(own, own + got), plan["lam"])
+            plan["lam"] = K.where(active, weight, plan["lam"])
         return plan
 
     def _partner_view(self, t, plan, nearest=False):
@@ -306,6 +342,8 @@ class CutMix(MaskedMixing):
     def _full_plan(self, plan, inputs):
         # The mask from the bounds: inside the XLA program that applies the
         # plan, so that it is never written out (one pass over the data).
+        if "sides" in plan:
+            plan = self._place(plan, inputs)
         if "bounds" not in plan:
             return plan
         plan = dict(plan)

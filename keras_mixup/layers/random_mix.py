@@ -111,6 +111,12 @@ class RandomMix(BaseMixingLayer):
                 "which RandomMix's per-example choice does not carry); use "
                 "ResizeMix on its own, or CutMix/FMix in the RandomMix."
             )
+        if any(getattr(m, "placement", "random") == "saliency" for m in mixers):
+            raise ValueError(
+                "RandomMix cannot hold a CutMix(placement='saliency') yet (its "
+                "partner region may be pasted elsewhere, which RandomMix's "
+                "per-example choice does not carry); use it on its own."
+            )
         self.mixers = mixers
         if self._label_aware():
             self._init_unpaired()

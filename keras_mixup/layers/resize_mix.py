@@ -115,7 +115,7 @@ class ResizeMix(CutMix):
             # Where the shrunk partner covers the least of the example's
             # own saliency.
             sides = [K.broadcast_to(side, [batch]) for side in sides]
-            saliency, f, _ = self._saliency(inputs, context)
+            saliency, f = self._saliency(inputs, context)
             grid = (height // f, width // f)
             blocks = [K.clip((side + f // 2) // f, 1, g) for side, g in zip(sides, grid)]
             at = sal_ops.least_covering(saliency, blocks[0], blocks[1])
