@@ -220,6 +220,13 @@ def _factor(text):
     return (name, low, high, scale)
 
 
+def _run_size(parser, seeds, epochs, quick):
+    """The --seeds, --epochs and --quick arguments of an experiment."""
+    parser.add_argument("--seeds", type=_positive_int, default=None, help=seeds)
+    parser.add_argument("--epochs", type=_positive_int, default=None, help=epochs)
+    parser.add_argument("--quick", action="store_true", help=quick)
+
+
 def build_parser():
     parser = _Parser(
         prog=PROG,
@@ -294,11 +301,9 @@ def build_parser():
         "digits (the UCI Optdigits test set) and iris, next to the paper's UCI numbers: "
         "stratified 70/30 split per seed, an MLP, SGD; last-epoch test error, mean and "
         "std over seeds. About 3 minutes with the defaults; --quick about 40 seconds.")
-    mixupe.add_argument("--seeds", type=_positive_int, default=None,
-                        help="seeds (default 5; 2 with --quick)")
-    mixupe.add_argument("--epochs", type=_positive_int, default=None,
-                        help="epochs for every dataset (default 60 for digits, 200 for iris)")
-    mixupe.add_argument("--quick", action="store_true", help="a run of well under a minute")
+    _run_size(mixupe, "seeds (default 5; 2 with --quick)",
+              "epochs for every dataset (default 60 for digits, 200 for iris)",
+              "a run of well under a minute")
     mixupe.set_defaults(run="reproduce_mixupe")
     manifold = experiments.add_parser(
         "manifold", help="manifold mixup at each site, and with the gradient blocked",
@@ -306,11 +311,8 @@ def build_parser():
         "hidden site alone, at every site, and at every site with the gradient blocked "
         "at the mixing layer (MixUp(stop_gradient=True)), on digits with a three-block "
         "MLP. About 4 minutes with the defaults; --quick about a minute.")
-    manifold.add_argument("--seeds", type=_positive_int, default=None,
-                          help="seeds (default 3; 1 with --quick)")
-    manifold.add_argument("--epochs", type=_positive_int, default=None,
-                          help="epochs per run (default 60; 20 with --quick)")
-    manifold.add_argument("--quick", action="store_true", help="a run of about a minute")
+    _run_size(manifold, "seeds (default 3; 1 with --quick)",
+              "epochs per run (default 60; 20 with --quick)", "a run of about a minute")
     manifold.set_defaults(run="reproduce_manifold")
     reproduce.set_defaults(run=None, missing=f"choose an experiment: label-noise, mixupe or "
                            f"manifold (see `{PROG} reproduce --help`)")
@@ -334,17 +336,14 @@ def build_parser():
                       help="runs of the design (default 12; 6 with --quick)")
     tune.add_argument("--levels", type=_positive_int, default=None,
                       help="levels per factor, dividing --runs (default: --runs)")
-    tune.add_argument("--epochs", type=_positive_int, default=None,
-                      help="epochs per run (default 30; 5 with --quick)")
-    tune.add_argument("--seeds", type=_positive_int, default=None,
-                      help="seeds per run (default 2; 1 with --quick)")
+    _run_size(tune, "seeds per run (default 2; 1 with --quick)",
+              "epochs per run (default 30; 5 with --quick)", "a run of about a minute")
     tune.add_argument("--compare", action="store_true",
                       help="also grid search and random search with the same budget")
     tune.add_argument("--results", default="tune_results.jsonl",
                       help="JSON-lines results file, continued if it exists (default "
                       "tune_results.jsonl)")
     tune.add_argument("--out", default="tune.png", help="PNG of the runs (default tune.png)")
-    tune.add_argument("--quick", action="store_true", help="a run of about a minute")
     tune.set_defaults(run="tune", check=_check_tune)
 
     bench = commands.add_parser(

@@ -72,40 +72,40 @@ def _reproduce_label_noise(args):
     return 0
 
 
-def _reproduce_mixupe(args):
+def _experiment(title, run, table):
+    """Prints ``title``, runs ``run()``, prints ``table(result)`` and the
+    wall time."""
     _import_tensorflow_quietly()
     import time
 
+    print(title, flush=True)
+    start = time.time()
+    result = run()
+    print()
+    print(table(result))
+    print(f"\nWall time {time.time() - start:.0f} s.")
+    return 0
+
+
+def _reproduce_mixupe(args):
     from keras_mixup import reproduce
 
     seeds = args.seeds or (2 if args.quick else 5)
     epochs = args.epochs or ({"digits": 15, "iris": 60} if args.quick else None)
-    print(f"MixupE (Zou et al., 2023), UCI rows, on digits and iris: {plural(seeds, 'seed')}",
-          flush=True)
-    start = time.time()
-    results = reproduce.run_mixupe(seeds=seeds, epochs=epochs)
-    print()
-    print(reproduce.mixupe_table(results))
-    print(f"\nWall time {time.time() - start:.0f} s.")
-    return 0
+    return _experiment(
+        f"MixupE (Zou et al., 2023), UCI rows, on digits and iris: {plural(seeds, 'seed')}",
+        lambda: reproduce.run_mixupe(seeds=seeds, epochs=epochs), reproduce.mixupe_table)
 
 
 def _reproduce_manifold(args):
-    _import_tensorflow_quietly()
-    import time
-
     from keras_mixup import reproduce
 
     seeds = args.seeds or (1 if args.quick else 3)
     epochs = args.epochs or (20 if args.quick else 60)
-    print(f"Manifold mixup (Verma et al., 2019) on digits: {plural(seeds, 'seed')}, "
-          f"{plural(epochs, 'epoch')} per run", flush=True)
-    start = time.time()
-    rows = reproduce.run_manifold(seeds=seeds, epochs=epochs)
-    print()
-    print(reproduce.manifold_table(rows))
-    print(f"\nWall time {time.time() - start:.0f} s.")
-    return 0
+    return _experiment(
+        f"Manifold mixup (Verma et al., 2019) on digits: {plural(seeds, 'seed')}, "
+        f"{plural(epochs, 'epoch')} per run",
+        lambda: reproduce.run_manifold(seeds=seeds, epochs=epochs), reproduce.manifold_table)
 
 
 def benchmarks_dir():

@@ -169,7 +169,8 @@ def test_bad_tune_arguments_exit_2_without_traceback(tmp_path, capsys, argv, mat
 
 @pytest.mark.slow
 def test_tune_trains_for_real(tmp_path):
-    """Two runs of one factor, one epoch: the real training path."""
-    rows = cli_tune.run_tune(_args(tmp_path, "--runs", "2", "--epochs", "1", "--seeds", "1",
+    """Two runs of one factor, three epochs on 300 images: the real
+    training path learns something (chance is 90% error)."""
+    rows = cli_tune.run_tune(_args(tmp_path, "--runs", "2", "--epochs", "3", "--seeds", "1",
                                    "--factor", "site_weight"))
-    assert rows[0]["runs"] == 2 and 0.0 <= rows[0]["val"][0] < 60.0
+    assert rows[0]["runs"] == 2 and 0.0 <= rows[0]["val"][0] < 80.0
