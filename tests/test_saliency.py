@@ -58,6 +58,17 @@ def blob_hits(layer, seeds=3):
     return hits / total, total
 
 
+@pytest.mark.parametrize("radius", [1, 3, 20])
+def test_box_filter_is_the_window_mean(radius):
+    x = np.random.default_rng(0).random((2, 9, 13)).astype("float32")
+    want = np.zeros_like(x)
+    for i in range(9):
+        for j in range(13):
+            want[:, i, j] = x[:, max(0, i - radius):i + radius + 1,
+                              max(0, j - radius):j + radius + 1].mean(axis=(1, 2))
+    assert np.allclose(to_np(sal_ops.box_filter(x, radius)), want, atol=1e-5)
+
+
 def test_spectral_residual_peaks_on_the_planted_blob():
     x, centres = blob_images(0)
     py, px = sal_ops.peak(sal_ops.image_saliency(x))
