@@ -204,7 +204,9 @@ def test_gradient_saliency_in_mixup_model():
     assert checked >= 5
 
 
-@pytest.mark.parametrize("layer", ["cutmix", "resizemix"])
+@pytest.mark.parametrize(
+    "layer", ["cutmix", pytest.param("resizemix", marks=pytest.mark.tensorflow_only)]
+)
 def test_saliency_mixup_model_trains_and_saves(layer, tmp_path):
     x, _ = blob_images(0)
     y = np.arange(B) % 4
@@ -257,6 +259,7 @@ def test_spectral_residual_on_blocks_of_a_large_image():
     assert (dist <= 14).all(), dist
 
 
+@pytest.mark.tensorflow_only  # (slow eagerly on JAX; the block path is backend-neutral)
 def test_large_images_place_boxes_on_blocks():
     """At 128x128 (2x2 blocks) the saliency box still holds the partner's
     blob and the label weight is the exact area."""
