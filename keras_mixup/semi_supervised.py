@@ -121,7 +121,6 @@ class ICTModel(keras.Model):
             supervised = super().compute_loss(x, y, y_pred, sample_weight, training)
         else:
             supervised = self._default_loss(y, y_pred, sample_weight)
-            self._loss_tracker.update_state(supervised)  # (Keras' own, as compute_loss does)
         _, unlabeled = self._labeled(x)
         if not training or unlabeled is None:
             return supervised

@@ -51,12 +51,16 @@ def test_the_consistency_loss_is_the_teachers_mix():
     x, y = data()
     logs = model.fit(x, np.eye(3)[y], batch_size=16, epochs=1, verbose=0).history
     assert logs["consistency"][-1] == pytest.approx(0.0, abs=1e-10)
-    # A nonlinear student is not linear between points: a positive loss.
-    model = keras_mixup.ICTModel(student(), rampup_steps=0, seed=0)
+    # A nonlinear student is not linear between points: a positive loss,
+    # and the logged loss is exactly supervised + w·consistency (a large w
+    # makes the two terms differ, so a loss logged twice would show).
+    model = keras_mixup.ICTModel(student(), rampup_steps=0, max_weight=1000.0, seed=0)
     model.compile(keras.optimizers.SGD(0.0))
     logs = model.fit(x, y, batch_size=16, epochs=1, verbose=0).history
     assert logs["consistency"][-1] > 0
-    assert logs["loss"][-1] == pytest.approx(logs["supervised"][-1] + 10.0 * logs["consistency"][-1], rel=1e-4)
+    total = logs["supervised"][-1] + 1000.0 * logs["consistency"][-1]
+    assert total > 1.05 * logs["supervised"][-1]
+    assert logs["loss"][-1] == pytest.approx(total, rel=1e-5)
 
 
 def test_rampup():
