@@ -36,14 +36,6 @@ TRAIN = 300
 # ------------------------------------------------------------- plans
 
 
-def _values(low, high, scale, t):
-    """Points ``t`` in [0, 1] mapped onto a factor's range."""
-    t = np.asarray(t, dtype=float)
-    if scale == "log":
-        return np.exp(np.log(low) + t * (np.log(high) - np.log(low)))
-    return low + t * (high - low)
-
-
 def search_plans(factors, runs, levels, compare, seed=12345):
     """``{method: (n, s) values}``: the uniform design, and with ``compare``
     the grid and the random points of the same budget."""
@@ -54,25 +46,17 @@ def search_plans(factors, runs, levels, compare, seed=12345):
         design = tune.uniform_design(runs, s, levels)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    q = levels or runs
-    t = (design - 1) / max(q - 1, 1)
-    plans = {"uniform": _columns(factors, t)}
+    ranges = [(low, high, scale) for _, low, high, scale in factors]
+    plans = {"uniform": tune.level_values(design, ranges, levels or runs)}
     if compare:
         per = max(2, int(math.floor(runs ** (1.0 / s) + 1e-9)))
         while per > 2 and per**s > runs:
             per -= 1
         grid = np.array(list(np.ndindex(*([per] * s))), dtype=float) / max(per - 1, 1)
-        plans["grid"] = _columns(factors, grid[:runs] if per**s > runs else grid)
+        plans["grid"] = tune.unit_values(grid[:runs] if per**s > runs else grid, ranges)
         rng = np.random.default_rng(seed)
-        plans["random"] = _columns(factors, rng.uniform(size=(runs, s)))
+        plans["random"] = tune.unit_values(rng.uniform(size=(runs, s)), ranges)
     return plans
-
-
-def _columns(factors, t):
-    return np.stack(
-        [_values(low, high, scale, t[:, j]) for j, (_, low, high, scale) in enumerate(factors)],
-        axis=1,
-    )
 
 
 # ----------------------------------------------------------- results

@@ -144,10 +144,25 @@ def uniform_design(runs, factors, levels=None):
     return min(candidates, key=lambda c: discrepancy(c, levels)).astype(int)
 
 
+def unit_values(t, ranges):
+    """Points ``t`` ``(n, s)`` of ``[0, 1]^s`` mapped onto the factors'
+    ranges: ``low + t·(high − low)``, on a log scale for a range
+    ``(low, high, "log")``."""
+    t = np.asarray(t, dtype=float)
+    out = np.empty(t.shape, dtype=float)
+    for j, spec in enumerate(ranges):
+        low, high = float(spec[0]), float(spec[1])
+        if len(spec) > 2 and spec[2] == "log":
+            out[:, j] = np.exp(np.log(low) + t[:, j] * (np.log(high) - np.log(low)))
+        else:
+            out[:, j] = low + t[:, j] * (high - low)
+    return out
+
+
 def level_values(design, ranges, levels=None):
-    """The factor values of each run: level ``u`` of ``q`` maps to
-    ``low + (u − 1)/(q − 1)·(high − low)`` (on a log scale when a range is
-    ``(low, high, "log")``), so the levels span each range end to end.
+    """The factor values of each run: level ``u`` of ``q`` at
+    ``(u − 1)/(q − 1)`` of each range (`unit_values`), so the levels span
+    each range end to end.
 
     Args:
         design: int ``(n, s)`` levels ``1..q``.
@@ -155,12 +170,4 @@ def level_values(design, ranges, levels=None):
     """
     design = np.asarray(design)
     q = levels if levels is not None else int(design.max())
-    out = np.empty(design.shape, dtype=float)
-    for j, spec in enumerate(ranges):
-        low, high = float(spec[0]), float(spec[1])
-        t = (design[:, j] - 1) / max(q - 1, 1)
-        if len(spec) > 2 and spec[2] == "log":
-            out[:, j] = np.exp(np.log(low) + t * (np.log(high) - np.log(low)))
-        else:
-            out[:, j] = low + t * (high - low)
-    return out
+    return unit_values((design - 1) / max(q - 1, 1), ranges)

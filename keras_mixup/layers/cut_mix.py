@@ -200,17 +200,32 @@ class CutMix(MaskedMixing):
             bounds, kept = _segment_bounds(sizes[0], lam, fold_seed(seed, 3))
         return self._cut_plan(inputs, seed, context, kept, bounds)
 
-    def _saliency(self, inputs, context):
+    def _saliency(self, inputs, given=None):
         """Saliency maps on the block grid of the inputs, ``(B, H // f,
-        W // f)``, and the block side ``f``: the loss gradient's (given by
-        `MixupModel` in the context) or the spectral residual's."""
+        W // f)``, and the block side ``f``: ``given`` (the loss gradient's,
+        from `MixupModel`) or the spectral residual's."""
         height, width = self._sizes(inputs)
         f = sal_ops.block_factor(height, width)
-        given = (context or {}).get("saliency")
         if given is None:
             return sal_ops.image_saliency(inputs, self.data_format), f
         self._check_saliency(given, inputs)
-        return given, f
+        return backend.ops().cast(given, "float32"), f
+
+    @staticmethod
+    def _in_blocks(side, size, f):
+        """A box side of ``side`` pixels in blocks of ``f`` (at least one,
+        at most the grid's ``size // f``)."""
+        return backend.ops().clip((side + f // 2) // f, 1, size // f)
+
+    def _least_covered(self, saliency, f, h, w, inputs):
+        """Top-left pixel ``(y, x)`` of an ``h × w`` box placed where it
+        covers the least saliency (searched on the block grid), and the box
+        in blocks ``(hb, wb)``."""
+        K = backend.ops()
+        height, width = self._sizes(inputs)
+        hb, wb = self._in_blocks(h, height, f), self._in_blocks(w, width, f)
+        y, x = sal_ops.least_covering(saliency, hb, wb)
+        return K.minimum(y * f, height - h), K.minimum(x * f, width - w), hb, wb
 
     def _salient_parts(self, inputs, seed, context, lam):
         """The parts of a saliency-placed plan: partners, the box sides
@@ -262,25 +277,17 @@ class CutMix(MaskedMixing):
         partner_index = plan.pop("partner")
         given = plan.pop("saliency", None)
         height, width = self._sizes(inputs)
-        f = sal_ops.block_factor(height, width)
-        if given is None:
-            saliency = sal_ops.image_saliency(inputs, self.data_format)
-        else:
-            saliency = K.cast(given, "float32")
+        saliency, f = self._saliency(inputs, given)
         h = K.where(active, sides[:, 0], 0)
         w = K.where(active, sides[:, 1], 0)
-        # The box in blocks (at least one), for the maps.
         grid_h, grid_w = height // f, width // f
-        hb = K.clip((h + f // 2) // f, 1, grid_h)
-        wb = K.clip((w + f // 2) // f, 1, grid_w)
+        hb, wb = self._in_blocks(h, height, f), self._in_blocks(w, width, f)
         partner = K.gather(saliency, partner_index)
         py, px = sal_ops.peak(partner)
         sy = sal_ops.origin_around(py * f + f // 2, h, height)
         sx = sal_ops.origin_around(px * f + f // 2, w, width)
         if given is not None:
-            ty, tx = sal_ops.least_covering(saliency, hb, wb)
-            ty = K.minimum(ty * f, height - h)
-            tx = K.minimum(tx * f, width - w)
+            ty, tx, _, _ = self._least_covered(saliency, f, h, w, inputs)
         else:
             ty, tx = sy, sx
         plan["bounds"] = K.stack([ty, tx, ty + h, tx + w])

@@ -115,16 +115,12 @@ class ResizeMix(CutMix):
             # Where the shrunk partner covers the least of the example's
             # own saliency.
             sides = [K.broadcast_to(side, [batch]) for side in sides]
-            saliency, f = self._saliency(inputs, context)
-            grid = (height // f, width // f)
-            blocks = [K.clip((side + f // 2) // f, 1, g) for side, g in zip(sides, grid)]
-            at = sal_ops.least_covering(saliency, blocks[0], blocks[1])
-            starts = [
-                K.minimum(a * f, size - side) for a, size, side in zip(at, (height, width), sides)
-            ]
+            saliency, f = self._saliency(inputs, (context or {}).get("saliency"))
+            y, x, hb, wb = self._least_covered(saliency, f, sides[0], sides[1], inputs)
+            starts = [y, x]
             kept = K.broadcast_to(kept, [batch])
             if self.label_weight == "saliency":
-                own = 1.0 - sal_ops.mass_in(saliency, at[0], at[1], blocks[0], blocks[1])
+                own = 1.0 - sal_ops.mass_in(saliency, y // f, x // f, hb, wb)
                 kept = K.divide_no_nan(own, own + 1.0)  # the whole partner pasted
         else:
             u = uniform([2, n], fold_seed(seed, 3))
