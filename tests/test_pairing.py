@@ -138,6 +138,36 @@ def test_nearest_with_neighbors_draws_among_the_k_nearest():
     assert all(set(r) <= set(t) and len(set(r)) == 2 for r, t in zip(k_way, top3))
 
 
+def test_nearest_same_class_matches_brute_force_within_the_class():
+    # The mixup paper's "SC + KNN": the nearest other example of the same
+    # class, even when an example of another class is nearer; an example
+    # alone in its class has no partner.
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 6)).astype("float32")
+    ids = rng.integers(0, 4, size=40)
+    ids[-1] = 9  # alone in its class
+    index, found = pairings.sample_partners("nearest_same_class", 40, 0, ids=ids, features=x)
+    got, found = to_np(index), to_np(found)
+    d = ((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    d_same = np.where(ids[:, None] == ids[None], d, np.inf)
+    assert found.tolist() == [True] * 39 + [False]
+    assert (ids[got[:39]] == ids[:39]).all()
+    assert np.allclose(d[np.arange(39), got[:39]], d_same.min(1)[:39], rtol=1e-4)
+    assert (d.argmin(1) != d_same.argmin(1)).sum() > 10  # the class restriction mattered
+    # Through a layer, from a pool: the nearest pool entry of the same class.
+    pool_x = np.array([[0.0], [10.0], [20.0], [30.0]], "float32")
+    pool_y = np.array([0, 1, 0, 1])
+    layer = MixUp(alpha=1.0, pairing="nearest_same_class", num_classes=2, seed=0)
+    plan = plan_np(layer.sample_plan(
+        np.array([[1.0], [19.0], [29.0]], "float32"), ops.as_seed(0),
+        {"labels": keras.ops.one_hot(np.array([1, 0, 0]), 2),
+         "partners": {"images": pool_x, "labels": keras.ops.one_hot(pool_y, 2)}}))
+    assert plan["index"].tolist() == [1, 2, 2]
+    with pytest.raises(ValueError, match="labels"):
+        layer(np.zeros((4, 1), "float32"))
+
+
 # ------------------------------------------------------------------ k-way
 
 

@@ -26,6 +26,7 @@ from keras_mixup.ops import labels as label_ops
 from keras_mixup.ops.mixing import blend, blend_ways, per_example
 from keras_mixup.ops.pairing import (
     LABEL_AWARE,
+    NEAREST,
     check_neighbors,
     check_pairing,
     check_ways,
@@ -55,9 +56,11 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         pairing: how partners are chosen (`keras_mixup.ops.pairing`):
             ``"derangement"`` (default: a random partner, never the example
             itself), ``"permutation"`` (the papers' ``randperm``), ``"flip"``,
-            ``"roll"``, ``"same_class"``, ``"other_class"``, ``"nearest"``.
-        neighbors: with ``pairing="nearest"``, draw the partner uniformly
-            among this many nearest examples (1: the nearest).
+            ``"roll"``, ``"same_class"``, ``"other_class"``, ``"nearest"``,
+            ``"nearest_same_class"``.
+        neighbors: with ``pairing="nearest"`` (or ``"nearest_same_class"``),
+            draw the partner uniformly among this many nearest examples (1:
+            the nearest).
         ways: how many examples make one mixed example (2: a pair).
         mix: what is mixed: ``"both"`` (default), ``"inputs"`` (labels and
             sample weights stay each example's own) or ``"labels"`` (inputs
@@ -134,9 +137,9 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
                 "'derangement', 'permutation', 'roll', a label-aware pairing "
                 "or 'nearest'."
             )
-        if self.pairing == "nearest" and self.neighbors < self.ways - 1:
+        if self.pairing in NEAREST and self.neighbors < self.ways - 1:
             raise ValueError(
-                f"pairing='nearest' draws {self.ways - 1} distinct partners "
+                f"pairing={self.pairing!r} draws {self.ways - 1} distinct partners "
                 f"among the `neighbors` nearest: pass neighbors >= {self.ways - 1} "
                 f"(got {self.neighbors})."
             )
@@ -200,7 +203,7 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
             extra["ids"] = ids
             if pool is not None:
                 extra["pool_ids"] = class_ids(pool["labels"])
-        if self.pairing == "nearest":
+        if self.pairing in NEAREST:
             extra["features"] = inputs
             if pool is not None:
                 extra["pool_features"] = pool["images"]

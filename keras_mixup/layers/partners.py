@@ -12,7 +12,7 @@ import keras
 
 from keras_mixup import backend
 from keras_mixup.layers import inputs as boundary
-from keras_mixup.ops.pairing import POOL_PAIRINGS
+from keras_mixup.ops.pairing import NEAREST, POOL_PAIRINGS
 
 
 def _split(name, pool):
@@ -90,7 +90,7 @@ def prepare(layer, pool, data, training=True):
             f"{name}: a pool of {size} cannot give {layer.ways - 1} distinct "
             f"partners (ways={layer.ways}); pass at least {layer.ways - 1} entries."
         )
-    if layer.pairing == "nearest" and size is not None and layer.neighbors > size:
+    if layer.pairing in NEAREST and size is not None and layer.neighbors > size:
         raise ValueError(
             f"{name}: `neighbors={layer.neighbors}` is more than the pool's "
             f"{size} entries."

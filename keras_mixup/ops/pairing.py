@@ -25,6 +25,8 @@ Every pairing is stateless, seeded, and compiles with XLA; written once on
 ``nearest``      the nearest other example (Euclidean, in the mixed
                  representation), or one drawn uniformly among the
                  ``neighbors`` nearest.
+``nearest_same_class``  the same, among the examples of the same class
+                 (the mixup paper's "SC + KNN" ablation row).
 ===============  ==========================================================
 
 Example:
@@ -58,9 +60,11 @@ PAIRINGS = (
     "same_class",
     "other_class",
     "nearest",
+    "nearest_same_class",
 )
-LABEL_AWARE = ("same_class", "other_class")
-POOL_PAIRINGS = ("derangement", "permutation", "same_class", "other_class", "nearest")
+LABEL_AWARE = ("same_class", "other_class", "nearest_same_class")
+NEAREST = ("nearest", "nearest_same_class")
+POOL_PAIRINGS = ("derangement", "permutation", "same_class", "other_class") + NEAREST
 
 
 def check_pairing(pairing):
@@ -246,9 +250,11 @@ def squared_distances(features, candidates=None):
     return d
 
 
-def nearest(features, seed, neighbors=1, ways=2, candidates=None):
+def nearest(features, seed, neighbors=1, ways=2, candidates=None, ids=None, candidate_ids=None):
     """The nearest other example (two-way, ``neighbors=1``), or ``ways - 1``
     distinct partners drawn uniformly among the ``neighbors`` nearest.
+    With class ``ids`` (and ``candidate_ids`` for a pool), only candidates
+    of the example's own class count.
 
     Distances are Euclidean on the flattened examples (all leaves of a
     nest, concatenated), computed in float32; among equally distant
@@ -264,7 +270,12 @@ def nearest(features, seed, neighbors=1, ways=2, candidates=None):
             f"`neighbors={neighbors}` is too few to draw {m} distinct partners "
             f"for ways={ways}: pass neighbors >= {m}."
         )
-    near, score = _top(-squared_distances(features, candidates), neighbors, -float("inf"))
+    distances = squared_distances(features, candidates)
+    if ids is not None:
+        others = ids if candidate_ids is None else candidate_ids
+        same = K.expand_dims(ids, 1) == K.expand_dims(others, 0)
+        distances = K.where(same, distances, float("inf"))
+    near, score = _top(-distances, neighbors, -float("inf"))
     valid = score > -float("inf")  # padding and the example itself are +inf away
     if neighbors == m:
         index, found = near, valid
@@ -308,11 +319,13 @@ def sample_partners(
         features: the mixed representation (``"nearest"``).
     """
     K = backend.ops()
+    same_class_ids = ids if pairing == "nearest_same_class" else None
     if pool_size is not None:
+        if pairing in NEAREST:
+            return nearest(features, seed, neighbors, ways, pool_features, same_class_ids,
+                           pool_ids)
         if pairing in LABEL_AWARE:
             return class_pairing(ids, seed, pairing == "same_class", ways, pool_ids)
-        if pairing == "nearest":
-            return nearest(features, seed, neighbors, ways, pool_features)
         if pairing not in POOL_PAIRINGS:
             raise ValueError(
                 f"pairing={pairing!r} orders the batch itself and cannot draw "
@@ -332,8 +345,8 @@ def sample_partners(
         return flip_pairing(batch_size), None
     if pairing == "roll":
         return roll(batch_size, ways), None
+    if pairing in NEAREST:
+        return nearest(features, seed, neighbors, ways, ids=same_class_ids)
     if pairing in LABEL_AWARE:
         return class_pairing(ids, seed, pairing == "same_class", ways)
-    if pairing == "nearest":
-        return nearest(features, seed, neighbors, ways)
     return check_pairing(pairing)
