@@ -6,6 +6,8 @@
     keras-mixup reproduce label-noise         # Zhang et al., Table 2, on digits
     keras-mixup reproduce mixupe              # MixupE's UCI rows on digits and iris
     keras-mixup reproduce manifold            # manifold mixup per site, gradient blocked
+    keras-mixup reproduce ablation            # Zhang et al., §3.8 ablation table
+    keras-mixup reproduce adversarial         # Zhang et al., §3.5: FGSM / I-FGSM
     keras-mixup tune --compare                # uniform-design search vs grid and random
     keras-mixup bench --quick                 # benchmarks/ of a source checkout
 
@@ -110,7 +112,7 @@ def _fraction(text):
 def _fractions(text):
     values = [_fraction(part) for part in text.split(",") if part.strip()]
     if not values:
-        raise argparse.ArgumentTypeError("give at least one noise level, e.g. 0.2,0.5,0.8")
+        raise argparse.ArgumentTypeError("give at least one value in [0, 1), e.g. 0.2,0.5,0.8")
     return values
 
 
@@ -128,6 +130,19 @@ def _methods(text):
     if not methods:
         raise argparse.ArgumentTypeError(f"give at least one of {','.join(METHODS)}")
     return methods
+
+
+def _names(text):
+    """A comma-separated list of names (checked against the experiment's
+    own list after parsing)."""
+    names = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if part and part not in names:
+            names.append(part)
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
 
 
 def _positive_float(text):
@@ -314,8 +329,45 @@ def build_parser():
     _run_size(manifold, "seeds (default 3; 1 with --quick)",
               "epochs per run (default 60; 20 with --quick)", "a run of about a minute")
     manifold.set_defaults(run="reproduce_manifold")
-    reproduce.set_defaults(run=None, missing=f"choose an experiment: label-noise, mixupe or "
-                           f"manifold (see `{PROG} reproduce --help`)")
+    ablation = experiments.add_parser(
+        "ablation", help="Zhang et al. (2018), §3.8: the ablation table",
+        description="The mixup paper's ablation (Zhang et al., ICLR 2018, §3.8) with a "
+        "small CNN: ERM; mixup with random pairs (AC + RP) or nearest neighbours (KNN); "
+        "mixing the features of layer 1, 2 or 3; mixing the inputs only (SC/AC + "
+        "KNN/RP); label smoothing; mixed inputs + label smoothing; Gaussian input "
+        "noise; 3-way mixup; each at weight decays 1e-4 and 5e-4. Fashion-MNIST (4,000 "
+        "training / 2,000 test images; Debian package dataset-fashion-mnist) or digits. "
+        "About 25 minutes on 2 CPU cores with the defaults; --quick (digits, one seed, "
+        "weight decay 1e-4) about 2 minutes.")
+    ablation.add_argument("--data", choices=("fashion_mnist", "digits"), default=None,
+                          help="fashion_mnist (default; digits when it is not installed) "
+                          "or digits (default with --quick)")
+    ablation.add_argument("--rows", type=_names, default=None, metavar="LIST",
+                          help="comma-separated subset of the rows (default: all; `--rows "
+                          "help` lists them)")
+    _run_size(ablation, "seeds (default 2; 1 with --quick)",
+              "epochs per run (default 15; 4 with --quick)", "a run of about 2 minutes")
+    ablation.set_defaults(run="reproduce_ablation")
+    adversarial = experiments.add_parser(
+        "adversarial", help="Zhang et al. (2018), §3.5: FGSM / I-FGSM, white and black box",
+        description="Robustness to adversarial examples (Zhang et al., ICLR 2018, §3.5) "
+        "with a small CNN: ERM vs mixup, top-1 error under FGSM and iterative FGSM "
+        "(10 steps), white-box (the attacked model's own gradients) and black-box "
+        "(examples made on an independently trained ERM model), at several ε on "
+        "inputs in [0, 1]. Fashion-MNIST or digits. About 4 minutes with the defaults; "
+        "--quick about a minute.")
+    adversarial.add_argument("--data", choices=("fashion_mnist", "digits"), default=None,
+                             help="fashion_mnist (default; digits when it is not "
+                             "installed) or digits (default with --quick)")
+    adversarial.add_argument("--epsilons", type=_fractions, default=None, metavar="LIST",
+                             help="comma-separated ε in [0, 1) (default 0.02,0.05,0.1)")
+    _run_size(adversarial, "seeds (default 3; 1 with --quick)",
+              "epochs per model (default 15; 5 with --quick)", "a run of about a minute")
+    adversarial.add_argument("--out", default="adversarial.png",
+                             help="PNG of error against ε (default adversarial.png)")
+    adversarial.set_defaults(run="reproduce_adversarial", check=_check_adversarial)
+    reproduce.set_defaults(run=None, missing=f"choose an experiment: label-noise, mixupe, "
+                           f"manifold, ablation or adversarial (see `{PROG} reproduce --help`)")
 
     tune = commands.add_parser(
         "tune", help="hyper-parameter search by uniform design (vs grid and random)",
@@ -384,6 +436,16 @@ def _check_demo(args):
     check_out_folder(args.out)
 
 
+def _check_png(path):
+    if os.path.isdir(path):
+        raise UsageError(f"--out {path}: that is a folder; give a file path for the PNG")
+    check_out_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def _check_adversarial(args):
+    _check_png(args.out)
+
+
 def _check_tune(args):
     quick = args.quick
     args.runs = args.runs or (6 if quick else 12)
@@ -406,7 +468,7 @@ def _check_tune(args):
     if os.path.isdir(args.results):
         raise UsageError(f"--results {args.results}: that is a folder; give a file path")
     if args.out:
-        check_out_folder(os.path.dirname(os.path.abspath(args.out)))
+        _check_png(args.out)
 
 
 # --------------------------------------------------- quiet TensorFlow

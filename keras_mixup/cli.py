@@ -6,6 +6,8 @@
     keras-mixup reproduce label-noise         # Zhang et al., Table 2, on digits
     keras-mixup reproduce mixupe              # MixupE's UCI rows on digits and iris
     keras-mixup reproduce manifold            # manifold mixup per site, gradient blocked
+    keras-mixup reproduce ablation            # Zhang et al., §3.8 ablation table
+    keras-mixup reproduce adversarial         # Zhang et al., §3.5: FGSM / I-FGSM
     keras-mixup tune --compare                # uniform-design search vs grid and random
     keras-mixup bench --quick                 # benchmarks/ of a source checkout
 
@@ -108,6 +110,49 @@ def _reproduce_manifold(args):
         lambda: reproduce.run_manifold(seeds=seeds, epochs=epochs), reproduce.manifold_table)
 
 
+def _reproduce_ablation(args):
+    from keras_mixup.reproduce import ablation
+
+    if args.rows == ["help"]:
+        print("\n".join(f"{key:16s} {label}" for key, (label, _, _) in ablation.ROWS.items()))
+        return 0
+    unknown = [r for r in args.rows or () if r not in ablation.ROWS]
+    if unknown:
+        raise UsageError(f"argument --rows: unknown {', '.join(unknown)}; choose from "
+                         f"{','.join(ablation.ROWS)}")
+    seeds = args.seeds or (1 if args.quick else 2)
+    epochs = args.epochs or (4 if args.quick else 15)
+    data = args.data or ("digits" if args.quick else "fashion_mnist")
+    decays = ablation.WEIGHT_DECAYS[:1] if args.quick else ablation.WEIGHT_DECAYS
+    return _experiment(
+        f"Ablation (Zhang et al., 2018, §3.8) on {data}: {plural(seeds, 'seed')}, "
+        f"{plural(epochs, 'epoch')} per run, weight decay "
+        + " and ".join(ablation.decay_text(wd) for wd in decays),
+        lambda: ablation.run_ablation(args.rows, data, seeds, epochs, decays),
+        ablation.ablation_table)
+
+
+def _reproduce_adversarial(args):
+    from keras_mixup.reproduce import adversarial
+
+    seeds = args.seeds or (1 if args.quick else 3)
+    epochs = args.epochs or (5 if args.quick else 15)
+    data = args.data or ("digits" if args.quick else "fashion_mnist")
+    epsilons = args.epsilons or list(adversarial.EPSILONS)
+
+    def run():
+        outcome = adversarial.run_adversarial(data, seeds, epochs, epsilons)
+        adversarial.plot_adversarial(outcome, args.out)
+        return outcome
+
+    code = _experiment(
+        f"Adversarial examples (Zhang et al., 2018, §3.5) on {data}: "
+        f"{plural(seeds, 'seed')}, {plural(epochs, 'epoch')} per model",
+        run, adversarial.adversarial_table)
+    print(f"Wrote {args.out}")
+    return code
+
+
 def benchmarks_dir():
     """``benchmarks/`` next to the package: present in a source checkout."""
     return pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
@@ -145,6 +190,8 @@ COMMANDS = {
     "reproduce_label_noise": _reproduce_label_noise,
     "reproduce_mixupe": _reproduce_mixupe,
     "reproduce_manifold": _reproduce_manifold,
+    "reproduce_ablation": _reproduce_ablation,
+    "reproduce_adversarial": _reproduce_adversarial,
     "bench": _bench,
 }
 
