@@ -90,10 +90,6 @@ class ICTModel(keras.Model):
                           for name in ("supervised", "consistency", "consistency_weight")}
         self._default_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
 
-    @property
-    def metrics(self):
-        return super().metrics + list(self._trackers.values())
-
     @staticmethod
     def _labeled(x):
         if isinstance(x, (tuple, list)) and len(x) == 2:
