@@ -1,6 +1,7 @@
 """keras_mixup: the mixup family of regularizers for Keras 3 (TensorFlow and JAX)."""
 
 from keras_mixup import callbacks, federated, layers, metrics, ops, tune
+from keras_mixup.adamixup import AdaMixupModel
 from keras_mixup.federated import FedMixModel
 from keras_mixup.model import MixupModel
 from keras_mixup.regularizers import MixupE
@@ -10,6 +11,7 @@ from keras_mixup.semi_supervised import ICTModel
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaMixupModel",
     "FedMixModel",
     "ICTModel",
     "MixupE",
