@@ -3,6 +3,7 @@
 from keras_mixup import callbacks, federated, layers, metrics, ops, tune
 from keras_mixup.adamixup import AdaMixupModel
 from keras_mixup.federated import FedMixModel
+from keras_mixup.gan import MixupGAN, discriminator_mixup
 from keras_mixup.model import MixupModel
 from keras_mixup.regularizers import MixupE
 from keras_mixup.rescaled import RescaledModel
@@ -15,10 +16,12 @@ __all__ = [
     "FedMixModel",
     "ICTModel",
     "MixupE",
+    "MixupGAN",
     "MixupModel",
     "RescaledModel",
     "__version__",
     "callbacks",
+    "discriminator_mixup",
     "federated",
     "layers",
     "metrics",

@@ -8,6 +8,7 @@
     keras-mixup reproduce manifold            # manifold mixup per site, gradient blocked
     keras-mixup reproduce ablation            # Zhang et al., §3.8 ablation table
     keras-mixup reproduce adversarial         # Zhang et al., §3.5: FGSM / I-FGSM
+    keras-mixup reproduce gan                 # Zhang et al., §3.5: mixup GAN on 2-D toys
     keras-mixup tune --compare                # uniform-design search vs grid and random
     keras-mixup bench --quick                 # benchmarks/ of a source checkout
 
@@ -153,6 +154,24 @@ def _reproduce_adversarial(args):
     return code
 
 
+def _reproduce_gan(args):
+    from keras_mixup.reproduce import gan
+
+    def run():
+        results = gan.run_gan(seeds=args.seeds, steps=args.steps, quick=args.quick)
+        gan.plot_gan(results["samples"], args.out)
+        return results
+
+    config_seeds = args.seeds or (gan.QUICK_SEEDS if args.quick else gan.SEEDS)
+    config_steps = args.steps or (gan.QUICK_STEPS if args.quick else gan.STEPS)
+    code = _experiment(
+        f"GAN vs mixup GAN (Zhang et al., 2018, §3.5) on a ring of 8 and a grid of 25 "
+        f"Gaussians: {plural(config_seeds, 'seed')}, {config_steps} iterations per run",
+        run, gan.gan_table)
+    print(f"Wrote {args.out}")
+    return code
+
+
 def benchmarks_dir():
     """``benchmarks/`` next to the package: present in a source checkout."""
     return pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
@@ -192,6 +211,7 @@ COMMANDS = {
     "reproduce_manifold": _reproduce_manifold,
     "reproduce_ablation": _reproduce_ablation,
     "reproduce_adversarial": _reproduce_adversarial,
+    "reproduce_gan": _reproduce_gan,
     "bench": _bench,
 }
 

@@ -139,12 +139,35 @@ def test_adversarial_runs_and_plots(tmp_path):
     assert (tmp_path / "adv.png").stat().st_size > 10_000 and path.endswith("adv.png")
 
 
+def test_reproduce_gan_command(capsys, monkeypatch, tmp_path):
+    # The command's plumbing (the training itself runs in tests/test_gan.py):
+    # each run "covers" seed + 1 modes at every checkpoint.
+    from keras_mixup.reproduce import gan
+
+    def fake(distribution, mixup, alpha, seed, steps, checkpoints):
+        run = {"distribution": distribution, "method": "mixup" if mixup else "gan",
+               "alpha": alpha if mixup else None, "seed": seed, "iterations": checkpoints,
+               "modes": [seed + 1] * len(checkpoints), "quality": [0.5] * len(checkpoints),
+               "seconds": 0.0}
+        return run, {at: np.zeros((4, 2)) for at in checkpoints}
+
+    monkeypatch.setattr(gan, "train_gan", fake)
+    out_png = tmp_path / "gan.png"
+    assert keras_mixup_cli.main(["reproduce", "gan", "--seeds", "2", "--steps", "16",
+                                 "--out", str(out_png)]) == 0
+    out = capsys.readouterr().out
+    assert "| modes covered @ 8 | high quality @ 8 | modes covered @ 16 |" in out
+    assert "| grid | mixup GAN (α = 0.2) | 1.5 ± 0.5 of 25 | 50.0% ± 0.0% |" in out
+    assert out_png.stat().st_size > 0 and "Wall time" in out
+
+
 @pytest.mark.parametrize("argv", [["reproduce", "mixupe", "--seeds", "0"],
                                   ["reproduce", "manifold", "--epochs", "x"],
                                   ["reproduce", "ablation", "--rows", "erm,nope"],
                                   ["reproduce", "ablation", "--data", "cifar10"],
                                   ["reproduce", "adversarial", "--epsilons", "0.1,1.5"],
                                   ["reproduce", "adversarial", "--out", "."],
+                                  ["reproduce", "gan", "--steps", "4"],
                                   ["reproduce", "nope"]])
 def test_bad_reproduce_arguments_exit_2(capsys, argv):
     assert keras_mixup_cli.main(argv) == 2

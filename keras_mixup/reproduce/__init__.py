@@ -10,6 +10,8 @@ Markdown table with the paper's numbers beside ours):
 - `ablation`: the mixup paper's ablation table (Zhang et al., 2018, §3.8).
 - `adversarial`: FGSM / I-FGSM, white-box and black-box (Zhang et al.,
   2018, §3.5).
+- `gan`: plain vs mixup GAN on 2-D mixtures of Gaussians (Zhang et al.,
+  2018, §3.5).
 
 ``label-noise`` lives with the demo (`keras_mixup.demo`).
 """
