@@ -2,6 +2,7 @@
 
 from keras_mixup import callbacks, federated, layers, metrics, ops, tune
 from keras_mixup.adamixup import AdaMixupModel
+from keras_mixup.domain import DomainAdaptationModel
 from keras_mixup.federated import FedMixModel
 from keras_mixup.gan import MixupGAN, discriminator_mixup
 from keras_mixup.model import MixupModel
@@ -13,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdaMixupModel",
+    "DomainAdaptationModel",
     "FedMixModel",
     "ICTModel",
     "MixupE",
