@@ -75,9 +75,11 @@ def _version():
 
 
 # ------------------------------------------------------------ arguments
+# positive_int, positive_float, non_negative_float and open_fraction are
+# also the argument types of the scripts in examples/.
 
 
-def _positive_int(text):
+def positive_int(text):
     try:
         value = int(text)
     except ValueError:
@@ -146,13 +148,33 @@ def _names(text):
     return names
 
 
-def _positive_float(text):
+def positive_float(text):
     try:
         value = float(text)
     except ValueError:
         value = 0.0
     if not 0.0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def open_fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
     return value
 
 
@@ -238,8 +260,8 @@ def _factor(text):
 
 def _run_size(parser, seeds, epochs, quick):
     """The --seeds, --epochs and --quick arguments of an experiment."""
-    parser.add_argument("--seeds", type=_positive_int, default=None, help=seeds)
-    parser.add_argument("--epochs", type=_positive_int, default=None, help=epochs)
+    parser.add_argument("--seeds", type=positive_int, default=None, help=seeds)
+    parser.add_argument("--epochs", type=positive_int, default=None, help=epochs)
     parser.add_argument("--quick", action="store_true", help=quick)
 
 
@@ -279,12 +301,12 @@ def build_parser():
                       "for clean labels)")
     demo.add_argument("--methods", type=_methods, default=list(METHODS), metavar="LIST",
                       help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
-    demo.add_argument("--epochs", type=_positive_int, default=None,
+    demo.add_argument("--epochs", type=positive_int, default=None,
                       help="epochs per method (default 50 for digits, 15 otherwise)")
-    demo.add_argument("--alpha", type=_positive_float, default=None,
+    demo.add_argument("--alpha", type=positive_float, default=None,
                       help="mixup's Beta(α, α) concentration (default: 1 for clean "
                       "labels, 8 up to 35%% noise, 32 above, as in Zhang et al.)")
-    demo.add_argument("--batch-size", type=_positive_int, default=64)
+    demo.add_argument("--batch-size", type=positive_int, default=64)
     demo.add_argument("--seed", type=_seed, default=0,
                       help=f"random seed, 0 to {MAX_SEED} (default 0)")
     demo.add_argument("--out", default="keras_mixup_demo", metavar="FOLDER",
@@ -306,7 +328,7 @@ def build_parser():
     noise.add_argument("--noise", type=_fractions, default=[0.2, 0.5, 0.8], metavar="LIST",
                        help="comma-separated fractions of corrupted labels (default "
                        "0.2,0.5,0.8)")
-    noise.add_argument("--epochs", type=_positive_int, default=60,
+    noise.add_argument("--epochs", type=positive_int, default=60,
                        help="epochs per run (default 60)")
     noise.add_argument("--seed", type=_seed, default=0,
                        help=f"random seed, 0 to {MAX_SEED} (default 0)")
@@ -375,9 +397,9 @@ def build_parser():
         "of a mode, at fixed iterations, and a PNG of the samples over training (like "
         "the paper's Figure 5). About 10 minutes on 2 CPU cores with the defaults (3 "
         "seeds, 8,000 iterations); --quick (1 seed, 1,500) about a minute.")
-    gan.add_argument("--seeds", type=_positive_int, default=None,
+    gan.add_argument("--seeds", type=positive_int, default=None,
                      help="seeds (default 3; 1 with --quick)")
-    gan.add_argument("--steps", type=_positive_int, default=None,
+    gan.add_argument("--steps", type=positive_int, default=None,
                      help="iterations per run, at least 8 (default 8000; 1500 with --quick)")
     gan.add_argument("--quick", action="store_true", help="a run of about a minute")
     gan.add_argument("--out", default="gan_mixup.png",
@@ -402,9 +424,9 @@ def build_parser():
                       f"{', '.join(DEFAULT_FACTORS)} with their default ranges ("
                       + "; ".join(f"{n} {r[0]:g}:{r[1]:g} {r[2]}" for n, (r, _, _) in FACTORS.items())
                       + ")")
-    tune.add_argument("--runs", type=_positive_int, default=None,
+    tune.add_argument("--runs", type=positive_int, default=None,
                       help="runs of the design (default 12; 6 with --quick)")
-    tune.add_argument("--levels", type=_positive_int, default=None,
+    tune.add_argument("--levels", type=positive_int, default=None,
                       help="levels per factor, dividing --runs (default: --runs)")
     _run_size(tune, "seeds per run (default 2; 1 with --quick)",
               "epochs per run (default 30; 5 with --quick)", "a run of about a minute")

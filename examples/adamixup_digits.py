@@ -17,7 +17,7 @@ on pairs of training examples::
 import argparse
 import time
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -30,20 +30,6 @@ with quiet_startup():
 
 METHODS = ("erm", "mixup", "adamixup")
 PAIRS = 1000  # mixed training pairs on which collisions are counted
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; got {text}")
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-    return value
 
 
 def mlp(shape, seed):

@@ -42,7 +42,7 @@ with 1.0 (the paper's and the library's default), 3 seeds gave DANN 26%
 import argparse
 import time
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import non_negative_float, positive_float, positive_int, quiet_startup
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -142,27 +142,6 @@ def run(method, data, args, seed):
 
 
 # ---------------------------------------------------------------- main
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-    return value
-
-
-def non_negative_float(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0; got {text}")
-    return value
 
 
 def main(argv=None):

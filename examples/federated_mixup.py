@@ -19,7 +19,7 @@ and the best over rounds, mean ± std over seeds::
 import argparse
 import time
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import open_fraction, positive_int, quiet_startup
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -29,20 +29,6 @@ with quiet_startup():
     from keras_mixup.reproduce.ablation import load_images
 
 METHODS = federated.METHODS[::-1]  # fedavg, naivemix, fedmix
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; got {text}")
-    return value
-
-
-def fraction(text):
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1); got {text}")
-    return value
 
 
 def load(name, seed):
@@ -62,7 +48,7 @@ def main(argv=None):
     parser.add_argument("--clients", type=positive_int, help="default 10 (--full: 20)")
     parser.add_argument("--local-epochs", type=positive_int, default=1,
                         help="local epochs per round (default 1)")
-    parser.add_argument("--lam", type=fraction, default=0.1,
+    parser.add_argument("--lam", type=open_fraction, default=0.1,
                         help="weight λ of the average (default 0.1)")
     parser.add_argument("--mash-size", type=positive_int, default=10,
                         help="examples per shared average (default 10)")

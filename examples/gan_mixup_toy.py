@@ -22,7 +22,7 @@ import argparse
 import json
 import time
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -30,20 +30,6 @@ with quiet_startup():
     from keras_mixup.reproduce import gan as reproduce_gan
 
 DISTRIBUTIONS = tuple(reproduce_gan.DISTRIBUTIONS)
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-    return value
 
 
 def main(argv=None):

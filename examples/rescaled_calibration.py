@@ -23,7 +23,7 @@ import argparse
 import os
 import time
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -119,26 +119,6 @@ def markdown_table(rows, seeds):
     for name, acc, acc_sd, ece, ece_sd in rows:
         lines.append(f"| {name} | {acc:.2f} ± {acc_sd:.2f} | {ece:.2f} ± {ece_sd:.2f} |")
     return "\n".join(lines)
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
 
 
 def parse_args(argv):

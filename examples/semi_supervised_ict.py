@@ -25,7 +25,7 @@ and with training on all labels (a reference, not a competitor):
 
 import argparse
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -110,20 +110,6 @@ def run(method, data, args, seed):
 
     teacher = error(model.teacher) if method == "ict" else None
     return error(student), teacher, len(x_l)
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-    return value
 
 
 def main(argv=None):

@@ -26,7 +26,7 @@ separates almost perfectly, they only make it less confident.
 
 import argparse
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -97,20 +97,6 @@ def run(method, data, args, seed):
               epochs=args.epochs, verbose=args.verbose, shuffle=False)
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=1024, verbose=0)
     return 100.0 * (1.0 - accuracy), loss
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-    return value
 
 
 def main(argv=None):

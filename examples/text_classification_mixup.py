@@ -32,7 +32,7 @@ example is about where the mixing goes.
 import argparse
 import re
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -128,20 +128,6 @@ def train(method, data, args, seed):
 
 
 # ---------------------------------------------------------------- main
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
-    return value
 
 
 def main(argv=None):
