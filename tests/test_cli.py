@@ -202,7 +202,9 @@ def test_bad_arguments_give_one_line_and_exit_2(argv, words, capsys):
 
 
 def test_missing_fashion_mnist_names_the_package(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(demo, "FASHION_MNIST_DIR", str(tmp_path / "no-such-folder"))
+    from keras_mixup import demo_data  # where the loader reads the folder
+
+    monkeypatch.setattr(demo_data, "FASHION_MNIST_DIR", str(tmp_path / "no-such-folder"))
     code = cli.main(["demo", "--data", "fashion_mnist", "--epochs", "1",
                      "--out", str(tmp_path / "out")])
     line = assert_one_line_error(capsys, code, "apt-get install dataset-fashion-mnist")
@@ -336,8 +338,8 @@ def test_help_and_usage_errors_are_fast_and_tensorflow_starts_quietly(tmp_path):
         "keras-mixup demo: error: argument --seed: must be a whole number from 0 to "
         "4294967295, got '-1' (see `keras-mixup demo --help`)",
         f"keras-mixup demo: error: --out {afile}: that is a file, not a folder",
-        "keras-mixup reproduce: error: choose an experiment: label-noise, mixupe or "
-        "manifold (see `keras-mixup reproduce --help`)",
+        "keras-mixup reproduce: error: choose an experiment: label-noise, mixupe, "
+        "manifold, ablation, adversarial or gan (see `keras-mixup reproduce --help`)",
         "Python's stderr comes through",
     ], done.stderr
 

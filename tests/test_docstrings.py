@@ -37,7 +37,10 @@ def test_docstring_examples(name):
 
 def test_public_api_is_documented_with_examples():
     public = [keras_mixup.MixupModel, keras_mixup.MixupE, keras_mixup.RescaledModel,
-              keras_mixup.ICTModel, keras_mixup.tune,
+              keras_mixup.ICTModel, keras_mixup.tune, keras_mixup.AdaMixupModel,
+              keras_mixup.FedMixModel, keras_mixup.federated.mean_batches,
+              keras_mixup.DomainAdaptationModel, keras_mixup.MixupGAN,
+              keras_mixup.discriminator_mixup,
               keras_mixup.layers.MixUp, keras_mixup.layers.CutMix,
               keras_mixup.layers.RandomMix, keras_mixup.layers.FMix, keras_mixup.layers.ResizeMix,
               keras_mixup.layers.PatchUp, keras_mixup.layers.MaskMix,

@@ -136,6 +136,42 @@ def test_semi_supervised_ict_runs(capsys):
     assert "| ict | 100 |" in out and len(table_rows(out)) == 2
 
 
+def test_adamixup_digits_runs(capsys):
+    demo = load("adamixup_digits")
+    result = demo.main(["--seeds", "1", "--epochs", "1", "--methods", "mixup,adamixup"])
+    assert set(result["errors"]) == {"mixup", "adamixup"}
+    assert len(result["fixed"]) == len(result["learned"]) == 1
+    assert 0.0 <= result["learned"][0] <= 1.0
+    assert len(table_rows(capsys.readouterr().out)) == 2
+
+
+def test_gan_mixup_toy_runs(capsys, tmp_path):
+    demo = load("gan_mixup_toy")
+    results = demo.main(["--steps", "8", "--seeds", "1", "--distributions", "ring",
+                         "--out", str(tmp_path / "gan.png")])
+    assert [r["method"] for r in results["runs"]] == ["gan", "mixup"]
+    assert (tmp_path / "gan.png").stat().st_size > 0
+    assert len(table_rows(capsys.readouterr().out)) == 2
+
+
+def test_federated_mixup_runs(capsys):
+    demo = load("federated_mixup")
+    results = demo.main(["--seeds", "1", "--rounds", "2", "--clients", "4",
+                         "--methods", "fedavg,fedmix"])
+    assert list(results) == ["fedavg", "fedmix"]
+    assert all(len(runs) == 1 and len(runs[0]) == 2 for runs in results.values())
+    out = capsys.readouterr().out
+    assert [row.split("|")[1].strip() for row in table_rows(out)] == ["fedavg", "fedmix"]
+
+
+def test_domain_adaptation_mixup_runs(capsys):
+    demo = load("domain_adaptation_mixup")
+    rows = demo.main(["--steps", "20", "--seeds", "1", "--methods", "source_only,dual_mixup"])
+    assert [r[0] for r in rows] == ["source_only", "dual_mixup"]
+    assert all(0.0 <= r[1] <= 100.0 for r in rows)
+    assert len(table_rows(capsys.readouterr().out)) == 2
+
+
 def test_ict_train_step_compiles_with_xla():
     demo = load("semi_supervised_ict")
     import numpy as np
@@ -331,6 +367,15 @@ def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch, capsys):
     ("semi_supervised_ict", ["--labeled", "5000"], "--labeled"),
     ("semi_supervised_ict", ["--consistency", "0"], "--consistency"),
     ("semi_supervised_ict", ["--steps", "5"], "--steps"),
+    ("federated_mixup", ["--methods", "fedprox"], "--methods"),
+    ("adamixup_digits", ["--methods", "cutmix"], "--methods"),
+    ("gan_mixup_toy", ["--distributions", "spiral"], "--distributions"),
+    ("gan_mixup_toy", ["--steps", "4"], "--steps"),
+    ("adamixup_digits", ["--alpha", "0"], "--alpha"),
+    ("federated_mixup", ["--lam", "1"], "--lam"),
+    ("federated_mixup", ["--clients", "0"], "--clients"),
+    ("domain_adaptation_mixup", ["--methods", "coral"], "--methods"),
+    ("domain_adaptation_mixup", ["--noise", "2"], "--noise"),
 ])
 def test_examples_reject_bad_arguments(name, argv, word, capsys):
     demo = load(name)
@@ -342,7 +387,8 @@ def test_examples_reject_bad_arguments(name, argv, word, capsys):
 
 @pytest.mark.parametrize("name", [
     "manifold_mixup_resnet", "tabular_mixup", "text_classification_mixup",
-    "audio_or_sequence_cutmix", "semi_supervised_ict",
+    "audio_or_sequence_cutmix", "semi_supervised_ict", "federated_mixup",
+    "domain_adaptation_mixup", "adamixup_digits", "gan_mixup_toy",
 ])
 def test_examples_document_how_to_run(name, capsys):
     demo = load(name)
