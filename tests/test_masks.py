@@ -81,6 +81,32 @@ def test_fmix_keeps_exactly_round_lambda_n_pixels():
         assert np.array_equal(kept, np.round(lam * 256))
 
 
+def test_fmix_on_large_images_ranks_cells_and_stays_exact_to_the_pixel():
+    # From 128 px up the field lives on cells of f × f pixels (f = 2 here;
+    # the last column of cells is 1 px wide): every cell but the one at the
+    # cut is all kept or all given, and the count is still round(λ·H·W).
+    height, width, f = 130, 129, 2
+    layer = FMix(alpha=1.0, num_classes=3)
+    x = np.zeros((3, height, width, 1), "float32")
+    for s in range(2):
+        seed = ops.as_seed(s)
+        mask = to_np(xla(lambda t: layer.sample_plan(x, t)["mask"])(seed))[..., 0]
+        lam = to_np(ops.sample_beta([3], 1.0, 1.0, seed=ops.fold_seed(seed, 1)))
+        assert np.array_equal(mask.reshape(3, -1).sum(1), np.round(lam * height * width))
+        for b in range(3):
+            cells = [mask[b, i:i + f, j:j + f] for i in range(0, height, f)
+                     for j in range(0, width, f)]
+            mixed = [c for c in cells if 0 < c.mean() < 1]
+            assert len(mixed) <= 1
+            if mixed:  # the cut's cell keeps its first pixels in raster order
+                flat = mixed[0].reshape(-1)
+                assert np.all(np.diff(flat) <= 0)
+    # decay_power=1 puts 20% of the power in finer frequencies: full resolution.
+    rough = to_np(FMix(decay_power=1.0).sample_plan(x, ops.as_seed(0))["mask"])[0, ..., 0]
+    cells = [rough[i:i + f, j:j + f].mean() for i in range(0, height, f) for j in range(0, width, f)]
+    assert sum(0 < c < 1 for c in cells) > 10
+
+
 def _high_frequency_share(mask):
     m = mask[..., 0] - mask[..., 0].mean(axis=(1, 2), keepdims=True)
     power = np.abs(np.fft.fft2(m)) ** 2

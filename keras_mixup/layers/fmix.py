@@ -8,6 +8,7 @@ import numpy as np
 from keras_mixup import backend
 from keras_mixup.layers.masked import MaskedMixing
 from keras_mixup.ops.random import hash_normal
+from keras_mixup.ops.saliency import block_factor
 
 
 def fourier_scale(sizes, decay_power):
@@ -30,16 +31,20 @@ def key_of(x):
     return K.where(bits < 0, K.bitwise_xor(bits, 0x7FFFFFFF), bits)
 
 
-def _kth_largest(keys, k):
+def _kth_largest(keys, k, weights=None):
     """The ``k[b]``-th largest of each row of int32 ``keys`` ``(B, N)``
     (``k >= 1``; rows with ``k = 0`` get an arbitrary value): 32 passes of
     a count, deciding the answer's bits from the sign down — an exact
-    selection without sorting the row."""
+    selection without sorting the row. With int32 ``weights`` ``(N,)`` each
+    key counts that many times (a cell of that many pixels)."""
     K = backend.ops()
     k = K.expand_dims(k, 1)
 
     def at_least(t):
-        return K.reduce_sum(K.cast(keys >= K.expand_dims(t, 1), "int32"), axis=1, keepdims=True) >= k
+        hits = K.cast(keys >= K.expand_dims(t, 1), "int32")
+        if weights is not None:
+            hits = hits * weights
+        return K.reduce_sum(hits, axis=1, keepdims=True) >= k
 
     zeros = K.zeros_like(k[:, 0])
     t = K.where(at_least(zeros)[:, 0], zeros, zeros + (-(2**31)))
@@ -64,7 +69,11 @@ class FMix(MaskedMixing):
     soft edge ``2·min(max_soft, λ, 1 − λ)·N`` positions wide).
 
     Images ``(B, H, W, C)`` and sequences ``(B, T, D)``; one mask for all
-    channels. Values are copied (``uint8`` stays exact) unless
+    channels. From 128 px up the binary mask is drawn on cells of
+    ``min(H, W) // 64`` pixels a side (3×3 at 224), with the cell at the
+    cut partly kept so that the count stays exact, when the frequencies
+    finer than a cell carry under 0.1% of the noise's power
+    (``decay_power`` of about 2 or more; 1e-7 at 3). Values are copied (``uint8`` stays exact) unless
     ``max_soft > 0``. Segmentation masks are cut with the same mask.
 
     Args:
@@ -125,6 +134,11 @@ class FMix(MaskedMixing):
         rank = backend.rank(inputs)
         sizes = [backend.dim(inputs, a) for a in self._spatial_axes(rank)]
         batch = backend.dim(inputs, 0)
+        f = block_factor(*sizes) if len(sizes) == 2 else 1
+        if f > 1 and self.max_soft == 0 and _finer_power(sizes, f, self.decay_power) < 1e-3:
+            mask = _block_mask(sizes, f, batch, lam, seed, self.decay_power)
+            shape = [batch, *sizes, 1] if self.data_format == "channels_last" else [batch, 1, *sizes]
+            return K.reshape(mask, shape)
         grid = list(sizes) + [1] * (2 - len(sizes))
         scale = K.convert_to_tensor(fourier_scale(sizes, self.decay_power))
         noise = hash_normal([2, batch, *grid], seed)
@@ -149,3 +163,55 @@ class FMix(MaskedMixing):
             mask = K.where(h > 0, ramp, K.cast(r < k, "float32"))
         shape = [batch, *sizes, 1] if self.data_format == "channels_last" else [batch, 1, *sizes]
         return K.reshape(mask, shape)
+
+
+def _finer_power(sizes, f, decay_power):
+    """The share of the noise's power in frequencies finer than cells of
+    ``f`` pixels (what a field drawn on the cells leaves out): about 1e-7
+    for ``decay_power=3`` at 224 px, 1e-2 for 1.5, 0.2 for 1."""
+    power = fourier_scale(sizes, decay_power).astype("float64") ** 2
+    fy, fx = (np.abs(np.fft.fftfreq(n)) for n in sizes)
+    coarse = (fy[:, None] < 0.5 / f) & (fx[None, :] < 0.5 / f)
+    return float(power[~coarse].sum() / power.sum())
+
+
+def _cells(size, f):
+    """Pixels per cell along an axis of ``size`` cut into cells of ``f``
+    (the last one shorter when ``f`` does not divide ``size``)."""
+    count = -(-size // f)
+    return np.array([f] * (count - 1) + [size - f * (count - 1)], "int32")
+
+
+def _block_mask(sizes, f, batch, lam, seed, decay_power):
+    """FMix's binary mask for large images, ``(B, H·W)``: the Fourier field
+    is drawn on a grid of ``f × f`` cells (the same ``1/f^d`` law, without
+    the frequencies finer than a cell: see `_finer_power`), the cells are
+    ranked by their value, and the highest cells are
+    kept, their pixels counted, until ``round(λ·H·W)`` pixels are; the cell
+    at the cut keeps the first pixels it needs in raster order. The kept
+    fraction stays exact to the pixel, at ``1/f²`` of the work of a field
+    and a selection over every pixel."""
+    K = backend.ops()
+    height, width = sizes
+    rows, cols = _cells(height, f), _cells(width, f)
+    grid = [len(rows), len(cols)]
+    scale = K.convert_to_tensor(fourier_scale(grid, decay_power))
+    noise = hash_normal([2, batch, *grid], seed)
+    field = K.fft2_real(noise[0] * scale, noise[1] * scale)
+    keys = key_of(K.reshape(field, [batch, grid[0] * grid[1]]))
+    pixels = K.convert_to_tensor((rows[:, None] * cols[None, :]).reshape(-1))
+    keep = K.cast(K.round(lam * float(height * width)), "int32")  # (B,)
+    cut = K.expand_dims(_kth_largest(keys, keep, pixels), 1)
+    above = K.reduce_sum(K.cast(keys > cut, "int32") * pixels, axis=1)
+    need = K.expand_dims(keep - above, 1)  # pixels the cut's cell gives
+    # Each pixel's cell key (the cells repeated f × f times, cropped) and
+    # its raster rank inside the cell (static).
+    grid_keys = K.reshape(keys, [batch, grid[0], 1, grid[1], 1])
+    grid_keys = K.broadcast_to(grid_keys, [batch, grid[0], f, grid[1], f])
+    pixel_keys = K.reshape(grid_keys, [batch, grid[0] * f, grid[1] * f])[:, :height, :width]
+    pixel_keys = K.reshape(pixel_keys, [batch, height * width])
+    i, j = np.arange(height)[:, None], np.arange(width)[None, :]
+    inside = (i % f) * cols[j // f] + j % f
+    rank = K.expand_dims(K.convert_to_tensor(inside.reshape(-1).astype("int32")), 0)
+    kept = (pixel_keys > cut) | ((pixel_keys == cut) & (rank < need))
+    return K.cast(kept & K.expand_dims(keep > 0, 1), "float32")
