@@ -135,7 +135,7 @@ def run(method, data, args, seed):
     ds = tf.data.Dataset.zip(source, target).map(lambda s, t: ((s[0], t), s[1]))
     epochs = 10
     model.fit(ds.prefetch(tf.data.AUTOTUNE), steps_per_epoch=args.steps // epochs,
-              epochs=epochs, verbose=args.verbose)
+              epochs=epochs, shuffle=False, verbose=args.verbose)  # ds is shuffled
     x_test, y_test = data["test"]
     predictions = model.predict(x_test, batch_size=1024, verbose=0).argmax(-1)
     return 100.0 * float(np.mean(predictions == y_test))
