@@ -75,8 +75,8 @@ def _version():
 
 
 # ------------------------------------------------------------ arguments
-# positive_int, positive_float, non_negative_float and open_fraction are
-# also the argument types of the scripts in examples/.
+# positive_int, positive_float, non_negative_float, open_fraction and
+# subset_of are also the argument types of the scripts in examples/.
 
 
 def positive_int(text):
@@ -156,6 +156,23 @@ def positive_float(text):
     if not 0.0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
+
+
+def subset_of(choices):
+    """An argument type: a comma-separated subset of ``choices``, returned
+    as a list in the order given (repeats dropped)."""
+    choices = tuple(choices)
+
+    def parse(text):
+        names = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown)}; choose from {','.join(choices)}" if unknown
+                else f"give at least one of {','.join(choices)}")
+        return names
+
+    return parse
 
 
 def non_negative_float(text):

@@ -17,7 +17,7 @@ on pairs of training examples::
 import argparse
 import time
 
-from keras_mixup_cli import positive_float, positive_int, quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup, subset_of
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -86,13 +86,10 @@ def main(argv=None):
     parser.add_argument("--epochs", type=positive_int, help="default 40 (--full: 30)")
     parser.add_argument("--alpha", type=positive_float, default=1.0,
                         help="fixed-α mixup's Beta(α, α) (default 1)")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--methods", type=subset_of(METHODS), default=list(METHODS),
                         help=f"comma-separated subset of {','.join(METHODS)}")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        parser.error(f"--methods: unknown {unknown}; choose from {list(METHODS)}")
+    methods = args.methods
     epochs = args.epochs or (30 if args.full else 40)
 
     start = time.time()

@@ -42,7 +42,8 @@ with 1.0 (the paper's and the library's default), 3 seeds gave DANN 26%
 import argparse
 import time
 
-from keras_mixup_cli import non_negative_float, positive_float, positive_int, quiet_startup
+from keras_mixup_cli import (non_negative_float, positive_float, positive_int, quiet_startup,
+                             subset_of)
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -150,7 +151,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=positive_int,
                         help="training steps per run (default 1500; --full: 4500)")
     parser.add_argument("--seeds", type=positive_int, help="default 3 (--full: 5)")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--methods", type=subset_of(METHODS), default=list(METHODS),
                         help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--noise", type=non_negative_float, default=0.1,
                         help="σ of the target's Gaussian noise (default 0.1)")
@@ -168,10 +169,7 @@ def main(argv=None):
                         help="compile the train step with XLA (default: Keras' 'auto')")
     parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        parser.error(f"--methods: unknown method(s) {unknown}; choose from {list(METHODS)}")
+    methods = args.methods
     args.steps = args.steps or (4500 if args.full else 1500)
     if args.steps < 10:
         parser.error(f"--steps must be at least 10; got {args.steps}")

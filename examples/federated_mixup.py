@@ -19,7 +19,7 @@ and the best over rounds, mean ± std over seeds::
 import argparse
 import time
 
-from keras_mixup_cli import open_fraction, positive_int, quiet_startup
+from keras_mixup_cli import open_fraction, positive_int, quiet_startup, subset_of
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -52,13 +52,10 @@ def main(argv=None):
                         help="weight λ of the average (default 0.1)")
     parser.add_argument("--mash-size", type=positive_int, default=10,
                         help="examples per shared average (default 10)")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--methods", type=subset_of(METHODS), default=list(METHODS),
                         help=f"comma-separated subset of {','.join(METHODS)}")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        parser.error(f"--methods: unknown {unknown}; choose from {list(METHODS)}")
+    methods = args.methods
     rounds = args.rounds or (40 if args.full else 25)
     clients = args.clients or (20 if args.full else 10)
     data_name = "fashion_mnist" if args.full else "digits"

@@ -38,7 +38,7 @@ import gzip
 import pathlib
 import time
 
-from keras_mixup_cli import positive_float, positive_int, quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup, subset_of
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -191,7 +191,7 @@ def main(argv=None):
                              "(all 60k Fashion-MNIST images)")
     parser.add_argument("--epochs", type=positive_int, help="default 30 (--full: 120)")
     parser.add_argument("--seeds", type=positive_int, help="default 1 (--full: 3)")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--methods", type=subset_of(METHODS), default=list(METHODS),
                         help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--alpha", type=positive_float, default=2.0,
                         help="Beta(α, α) of the mixing weight (default 2.0, the "
@@ -203,10 +203,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=positive_float, default=0.05)
     parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        parser.error(f"--methods: unknown method(s) {unknown}; choose from {list(METHODS)}")
+    methods = args.methods
     if args.data == "fashion_mnist" and not (
         pathlib.Path(args.data_dir) / "train-images-idx3-ubyte.gz"
     ).exists():

@@ -26,7 +26,7 @@ final-epoch test error.
 import argparse
 import time
 
-from keras_mixup_cli import quiet_startup
+from keras_mixup_cli import quiet_startup, subset_of
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -89,13 +89,10 @@ def main(argv=None):
     parser.add_argument("--alpha", type=float, default=1.0,
                         help="mixup concentration for every method (default 1.0)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--methods", type=subset_of(METHODS), default=list(METHODS),
                         help=f"comma-separated subset of {','.join(METHODS)}")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        parser.error(f"--methods: unknown {unknown}; choose from {list(METHODS)}")
+    methods = args.methods
     if args.seeds < 1 or args.epochs < 1:
         parser.error("--seeds and --epochs must be >= 1")
     if not args.alpha > 0:

@@ -25,7 +25,7 @@ and with training on all labels (a reference, not a competitor):
 
 import argparse
 
-from keras_mixup_cli import positive_float, positive_int, quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup, subset_of
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -121,7 +121,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=positive_int, help="training steps (default "
                         "2000; --full: 6000)")
     parser.add_argument("--seeds", type=positive_int, help="default 1 (--full: 5)")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--methods", type=subset_of(METHODS), default=list(METHODS),
                         help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--alpha", type=positive_float, default=1.0)
     parser.add_argument("--consistency", type=positive_float, default=10.0,
@@ -136,10 +136,7 @@ def main(argv=None):
     if args.labeled < NUM_CLASSES or args.labeled % NUM_CLASSES:
         parser.error(f"--labeled must be a positive multiple of {NUM_CLASSES}; "
                      f"got {args.labeled}")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        parser.error(f"--methods: unknown method(s) {unknown}; choose from {list(METHODS)}")
+    methods = args.methods
     args.steps = args.steps or (6000 if args.full else 2000)
     if args.steps < 10:
         parser.error(f"--steps must be at least 10; got {args.steps}")

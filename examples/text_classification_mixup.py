@@ -32,7 +32,7 @@ example is about where the mixing goes.
 import argparse
 import re
 
-from keras_mixup_cli import positive_float, positive_int, quiet_startup
+from keras_mixup_cli import positive_float, positive_int, quiet_startup, subset_of
 
 # Imports without TensorFlow's start-up logs (TF_CPP_MIN_LOG_LEVEL=0 shows them).
 with quiet_startup():
@@ -139,16 +139,13 @@ def main(argv=None):
     parser.add_argument("--test-size", type=positive_int, default=4000)
     parser.add_argument("--epochs", type=positive_int, help="default 30 (--full: 60)")
     parser.add_argument("--seeds", type=positive_int, help="default 1 (--full: 3)")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--methods", type=subset_of(METHODS), default=list(METHODS),
                         help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--alpha", type=positive_float, default=0.4)
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        parser.error(f"--methods: unknown method(s) {unknown}; choose from {list(METHODS)}")
+    methods = args.methods
     train_size = args.train_size or (2000 if args.full else 400)
     args.epochs = args.epochs or (60 if args.full else 30)
     seeds = range(args.seeds or (3 if args.full else 1))
