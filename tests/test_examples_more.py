@@ -154,6 +154,16 @@ def test_gan_mixup_toy_runs(capsys, tmp_path):
     assert len(table_rows(capsys.readouterr().out)) == 2
 
 
+@pytest.mark.slow
+def test_adamixup_beats_erm_on_digits(capsys):
+    # Robust in the default run (README): AdaMixup's test error was below
+    # ERM's in 3 of 3 seeds, by 0.74 to 1.48 points (4 to 8 of 540 images).
+    demo = load("adamixup_digits")
+    result = demo.main(["--seeds", "1", "--methods", "erm,adamixup"])
+    (erm,), (ada,) = result["errors"]["erm"], result["errors"]["adamixup"]
+    assert ada <= erm - 0.3, (erm, ada)
+
+
 def test_federated_mixup_runs(capsys):
     demo = load("federated_mixup")
     results = demo.main(["--seeds", "1", "--rounds", "2", "--clients", "4",
