@@ -282,6 +282,13 @@ def _run_size(parser, seeds, epochs, quick):
     parser.add_argument("--quick", action="store_true", help=quick)
 
 
+def _image_data(parser):
+    """The --data argument of the image experiments (ablation, adversarial)."""
+    parser.add_argument("--data", choices=("fashion_mnist", "digits"), default=None,
+                        help="fashion_mnist (default; digits when it is not installed) or "
+                        "digits (default with --quick)")
+
+
 def build_parser():
     parser = _Parser(
         prog=PROG,
@@ -379,9 +386,7 @@ def build_parser():
         "training / 2,000 test images; Debian package dataset-fashion-mnist) or digits. "
         "About 25 minutes on 2 CPU cores with the defaults; --quick (digits, one seed, "
         "weight decay 1e-4) about 2 minutes.")
-    ablation.add_argument("--data", choices=("fashion_mnist", "digits"), default=None,
-                          help="fashion_mnist (default; digits when it is not installed) "
-                          "or digits (default with --quick)")
+    _image_data(ablation)
     ablation.add_argument("--rows", type=_names, default=None, metavar="LIST",
                           help="comma-separated subset of the rows (default: all; `--rows "
                           "help` lists them)")
@@ -396,9 +401,7 @@ def build_parser():
         "(examples made on an independently trained ERM model), at several ε on "
         "inputs in [0, 1]. Fashion-MNIST or digits. About 4 minutes with the defaults; "
         "--quick about a minute.")
-    adversarial.add_argument("--data", choices=("fashion_mnist", "digits"), default=None,
-                             help="fashion_mnist (default; digits when it is not "
-                             "installed) or digits (default with --quick)")
+    _image_data(adversarial)
     adversarial.add_argument("--epsilons", type=_fractions, default=None, metavar="LIST",
                              help="comma-separated ε in [0, 1) (default 0.02,0.05,0.1)")
     _run_size(adversarial, "seeds (default 3; 1 with --quick)",

@@ -38,6 +38,7 @@ import numpy as np
 import keras
 
 from keras_mixup import backend
+from keras_mixup.ops.labels import to_soft_labels
 from keras_mixup.ops.pairing import permutation
 from keras_mixup.ops.random import check_seed, fold_seed, uniform
 
@@ -157,18 +158,11 @@ class AdaMixupModel(keras.Model):
         lam_x = ops.reshape(lam, shape)
         return lam_x * x + (1.0 - lam_x) * partner, lam, index, low, width
 
-    def _one_hot(self, y, classes):
-        ops = keras.ops
-        y = ops.convert_to_tensor(y)
-        if backend.rank(y) == 1 or (backend.rank(y) == 2 and y.shape[-1] == 1 and classes > 1):
-            y = ops.one_hot(ops.reshape(ops.cast(y, "int32"), [-1]), classes)
-        return ops.cast(y, "float32")
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         ops = keras.ops
         if y is None:
             raise ValueError("AdaMixupModel needs labels: fit(x, y).")
-        y = self._one_hot(y, y_pred.shape[-1])
+        y = to_soft_labels(y, y_pred.shape[-1])
         if not training:
             return self._mean(keras.losses.categorical_crossentropy(
                 y, y_pred, from_logits=self.from_logits), sample_weight) + self._extra()

@@ -37,6 +37,7 @@ from keras_mixup import backend
 from keras_mixup.domain_losses import (
     adversarial_rampup, binary_cross_entropy, check_weight, cross_entropy, entropy,
     kl_divergence, blend_domains, probs, reverse_gradient, sigmoid_rampup, weighted_mean)
+from keras_mixup.ops.labels import to_soft_labels
 from keras_mixup.ops.mixing import interpolate
 from keras_mixup.ops.pairing import permutation
 from keras_mixup.ops.random import check_concentration, check_seed, fold_seed, sample_beta
@@ -333,11 +334,7 @@ class DomainAdaptationModel(keras.Model):
 
     def _targets(self, y, classes):
         """Labels as float rows: int ids become one-hot."""
-        ops = keras.ops
-        y = ops.convert_to_tensor(y)
-        if backend.is_float(y) and backend.rank(y) == 2 and y.shape[-1] not in (1,):
-            return ops.cast(y, "float32")
-        return ops.one_hot(ops.cast(ops.reshape(y, [-1]), "int32"), classes, dtype="float32")
+        return to_soft_labels(y, classes)
 
     # ------------------------------------------------------------ model
 

@@ -34,6 +34,7 @@ import numpy as np
 import keras
 
 from keras_mixup import backend
+from keras_mixup.ops.labels import to_soft_labels
 from keras_mixup.ops.pairing import sample_partners
 from keras_mixup.ops.random import check_seed, fold_seed
 
@@ -256,11 +257,7 @@ class FedMixModel(keras.Model):
         if y is None:
             raise ValueError("FedMixModel needs the client's labels: fit(x, y).")
         ops = keras.ops
-        classes = self.y_bar.shape[1]
-        y = ops.convert_to_tensor(y)
-        if backend.rank(y) == 1 or (backend.rank(y) == 2 and y.shape[-1] == 1):
-            y = ops.one_hot(ops.reshape(ops.cast(y, "int32"), [-1]), classes)
-        y = ops.cast(y, "float32")
+        y = to_soft_labels(y, self.y_bar.shape[1])
         if not training:
             loss = self._cross_entropy(y, y_pred)
         else:

@@ -123,11 +123,10 @@ def cnn(shape, classes, seed, weight_decay, spec):
     return model if site is None else keras_mixup.MixupModel(model, seed=seed)
 
 
-def train_row(spec, data, seed, weight_decay, epochs, batch_size=64):
-    """Test error (%) after the last epoch."""
+def fit_row(spec, x_train, y_train, seed, weight_decay, epochs, batch_size=64):
+    """Trains the row's model; returns the plain network."""
     import keras
 
-    x_train, y_train, x_test, y_test = data
     classes = 10
     model = cnn(x_train.shape[1:], classes, seed, weight_decay, spec)
     model.compile(
@@ -137,7 +136,15 @@ def train_row(spec, data, seed, weight_decay, epochs, batch_size=64):
     )
     one_hot = np.eye(classes, dtype="float32")
     model.fit(x_train, one_hot[y_train], batch_size=batch_size, epochs=epochs, verbose=0)
-    plain = getattr(model, "model", model)
+    return getattr(model, "model", model)
+
+
+def train_row(spec, data, seed, weight_decay, epochs):
+    """Test error (%) after the last epoch."""
+    import keras
+
+    x_train, y_train, x_test, y_test = data
+    plain = fit_row(spec, x_train, y_train, seed, weight_decay, epochs)
     logits = keras.ops.convert_to_numpy(plain(x_test, training=False))
     return 100.0 * float(np.mean(np.argmax(logits, -1) != y_test))
 

@@ -90,17 +90,9 @@ def top1_error(model, x, y):
 
 def _trained(spec, data, seed, epochs):
     """The plain network of a trained ablation row (weight decay 1e-4)."""
-    import keras
+    from keras_mixup.reproduce.ablation import fit_row
 
-    from keras_mixup.reproduce.ablation import cnn
-
-    x_train, y_train = data[:2]
-    model = cnn(x_train.shape[1:], 10, seed, 1e-4, spec)
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    model.fit(x_train, np.eye(10, dtype="float32")[y_train], batch_size=64,
-              epochs=epochs, verbose=0)
-    return getattr(model, "model", model)
+    return fit_row(spec, data[0], data[1], seed, 1e-4, epochs)
 
 
 def run_adversarial(data="fashion_mnist", seeds=3, epochs=15, epsilons=EPSILONS,
