@@ -134,15 +134,13 @@ class FMix(MaskedMixing):
         rank = backend.rank(inputs)
         sizes = [backend.dim(inputs, a) for a in self._spatial_axes(rank)]
         batch = backend.dim(inputs, 0)
+        shape = [batch, *sizes, 1] if self.data_format == "channels_last" else [batch, 1, *sizes]
         f = block_factor(*sizes) if len(sizes) == 2 else 1
         if f > 1 and self.max_soft == 0 and _finer_power(sizes, f, self.decay_power) < 1e-3:
-            mask = _block_mask(sizes, f, batch, lam, seed, self.decay_power)
-            shape = [batch, *sizes, 1] if self.data_format == "channels_last" else [batch, 1, *sizes]
-            return K.reshape(mask, shape)
+            mask, kept = _block_mask(sizes, f, batch, lam, seed, self.decay_power)
+            return K.reshape(mask, shape), kept
         grid = list(sizes) + [1] * (2 - len(sizes))
-        scale = K.convert_to_tensor(fourier_scale(sizes, self.decay_power))
-        noise = hash_normal([2, batch, *grid], seed)
-        field = K.fft2_real(noise[0] * scale, noise[1] * scale)  # (B, *grid)
+        field = fourier_field(grid, batch, seed, self.decay_power)  # (B, *grid)
         n = grid[0] * grid[1]
         flat = K.reshape(field, [batch, n])
         keep = K.cast(K.round(lam * float(n)), "int32")  # (B,)
@@ -161,8 +159,64 @@ class FMix(MaskedMixing):
             h = K.expand_dims(half, 1)
             ramp = K.clip((k + h - r) / K.maximum(2.0 * h, 1.0), 0.0, 1.0)
             mask = K.where(h > 0, ramp, K.cast(r < k, "float32"))
-        shape = [batch, *sizes, 1] if self.data_format == "channels_last" else [batch, 1, *sizes]
         return K.reshape(mask, shape)
+
+
+# Frequencies left out of a truncated field carry under this share of the
+# noise's power.
+_TAIL = 1e-4
+
+
+def _band_limit(grid, decay_power):
+    """The smallest ``m`` such that the frequencies with an index above
+    ``m`` on either axis carry under `_TAIL` of the power of FMix's noise
+    on ``grid`` (7 at ``decay_power=3``, whatever the grid), or None when
+    that leaves out too little to pay (under half of each long axis)."""
+    power = fourier_scale(grid, decay_power).astype("float64") ** 2
+    ky, kx = (np.abs(np.round(np.fft.fftfreq(n) * n)) for n in grid)
+    total = power.sum()
+    for m in range(1, max(grid) // 4 + 1):
+        inside = (ky[:, None] <= m) & (kx[None, :] <= m)
+        if power[~inside].sum() < _TAIL * total:
+            return m
+    return None
+
+
+def _waves(n, m):
+    """cos and sin of ``2π·k·i/n`` for positions ``i < n`` and the
+    frequencies ``k`` of ``fftfreq(n)`` with ``|k| <= m``: ``(n, K)`` each,
+    and those frequencies' indices into the DFT grid."""
+    k = np.round(np.fft.fftfreq(n) * n).astype("int64")
+    index = np.flatnonzero(np.abs(k) <= m)
+    angle = 2.0 * np.pi * np.outer(np.arange(n), k[index]) / n
+    return np.cos(angle).astype("float32"), np.sin(angle).astype("float32"), index
+
+
+def fourier_field(grid, batch, seed, decay_power):
+    """FMix's random field on ``grid`` (two axes; ``[T, 1]`` for a
+    sequence), ``(B, *grid)``: the real part of the DFT of complex Gaussian
+    noise scaled by `fourier_scale`. When a few low frequencies carry all
+    but `_TAIL` of the power (`_band_limit`), only those are drawn and
+    summed, by two small matrix products per axis instead of an FFT over
+    noise the size of the grid (at 224 px and ``decay_power=3``: 15 × 15
+    frequencies instead of 224 × 224)."""
+    K = backend.ops()
+    m = _band_limit(grid, decay_power)
+    scale = fourier_scale(grid, decay_power)
+    if m is None:
+        noise = hash_normal([2, batch, *grid], seed)
+        scale = K.convert_to_tensor(scale)
+        return K.fft2_real(noise[0] * scale, noise[1] * scale)
+    cy, sy, iy = _waves(grid[0], m)
+    cx, sx, ix = _waves(grid[1], m)
+    scale = K.convert_to_tensor(scale[np.ix_(iy, ix)])
+    noise = hash_normal([2, batch, len(iy), len(ix)], seed)
+    re, im = noise[0] * scale, noise[1] * scale  # (B, Ky, Kx)
+    # Re[(cy + i·sy) (re + i·im) (cx + i·sx)ᵀ], the sign of the exponent
+    # being immaterial for noise symmetric in distribution.
+    rows_re = K.matmul(cy, re) - K.matmul(sy, im)  # (B, Gy, Kx)
+    rows_im = K.matmul(cy, im) + K.matmul(sy, re)
+    return K.matmul(rows_re, cx.T) - K.matmul(rows_im, sx.T)
 
 
 def _finer_power(sizes, f, decay_power):
@@ -183,7 +237,8 @@ def _cells(size, f):
 
 
 def _block_mask(sizes, f, batch, lam, seed, decay_power):
-    """FMix's binary mask for large images, ``(B, H·W)``: the Fourier field
+    """FMix's binary mask for large images, ``(B, H·W)``, and its kept
+    fraction ``(B,)``: the Fourier field
     is drawn on a grid of ``f × f`` cells (the same ``1/f^d`` law, without
     the frequencies finer than a cell: see `_finer_power`), the cells are
     ranked by their value, and the highest cells are
@@ -195,9 +250,7 @@ def _block_mask(sizes, f, batch, lam, seed, decay_power):
     height, width = sizes
     rows, cols = _cells(height, f), _cells(width, f)
     grid = [len(rows), len(cols)]
-    scale = K.convert_to_tensor(fourier_scale(grid, decay_power))
-    noise = hash_normal([2, batch, *grid], seed)
-    field = K.fft2_real(noise[0] * scale, noise[1] * scale)
+    field = fourier_field(grid, batch, seed, decay_power)
     keys = key_of(K.reshape(field, [batch, grid[0] * grid[1]]))
     pixels = K.convert_to_tensor((rows[:, None] * cols[None, :]).reshape(-1))
     keep = K.cast(K.round(lam * float(height * width)), "int32")  # (B,)
@@ -214,4 +267,11 @@ def _block_mask(sizes, f, batch, lam, seed, decay_power):
     inside = (i % f) * cols[j // f] + j % f
     rank = K.expand_dims(K.convert_to_tensor(inside.reshape(-1).astype("int32")), 0)
     kept = (pixel_keys > cut) | ((pixel_keys == cut) & (rank < need))
-    return K.cast(kept & K.expand_dims(keep > 0, 1), "float32")
+    mask = K.cast(kept & K.expand_dims(keep > 0, 1), "float32")
+    # The kept fraction, counted on the cells (whole cells above the cut,
+    # the first `need` pixels of a cell at it): the mask's own count,
+    # without a pass over its pixels.
+    whole = K.cast(keys > cut, "int32") * pixels
+    part = K.cast(keys == cut, "int32") * K.minimum(pixels, need)
+    count = K.where(keep > 0, K.reduce_sum(whole + part, axis=1), 0)
+    return mask, K.cast(count, "float32") / float(height * width)

@@ -186,16 +186,22 @@ class MaskedMixing(BaseMixingLayer):
         plan = dict(plan)
         seed, active = plan.pop("mask_seed"), plan.pop("active")
         rank = backend.rank(inputs)
-        mask = K.cast(self._mask(inputs, plan["lam"], seed), "float32")
-        mask = K.where(per_example(active, rank), mask, 1.0)
+        mask = self._mask(inputs, plan["lam"], seed)
+        mask, kept = mask if isinstance(mask, tuple) else (mask, None)
+        mask = K.where(per_example(active, rank), K.cast(mask, "float32"), 1.0)
         plan["mask"] = mask
         # The label weight: the fraction of the own example each one kept.
-        axes = list(range(1, rank))
-        plan["lam"] = K.reduce_sum(mask, axis=axes) / float(_count(mask, axes))
+        if kept is None:
+            axes = list(range(1, rank))
+            kept = K.reduce_sum(mask, axis=axes) / float(_count(mask, axes))
+        plan["lam"] = K.where(active, kept, 1.0)
         return plan
 
     def _mask(self, inputs, lam, seed):
-        """The mask for ``inputs`` given the sampled own weights ``lam``."""
+        """The mask for ``inputs`` given the sampled own weights ``lam``,
+        or ``(mask, kept)`` where the mask's kept fraction ``kept`` ``(B,)``
+        is known without counting its values (counted at a coarser level,
+        say); otherwise the count is taken from the mask."""
         raise NotImplementedError
 
 
