@@ -65,7 +65,8 @@ def test_in_tf_data_and_under_xla(name):
     assert np.allclose(ym.numpy()[np.arange(B), np.arange(B)], own, atol=1e-5)
     plan = xla(lambda s: layer.sample_plan(x, s))(ops.as_seed(5))
     mask, lam = to_np(plan["mask"]), to_np(plan["lam"])
-    assert mask.shape == (B, 12, 12, 1)
+    # One mask for all channels (MaskMix's shared_axes=[3]: repeated along them).
+    assert mask.shape[:3] == (B, 12, 12) and (np.ptp(mask, axis=3) == 0).all()
     assert np.allclose(mask.mean(axis=(1, 2, 3)), lam, atol=1e-6)
 
 

@@ -312,3 +312,34 @@ def test_out_of_range_ids_poison_under_xla():
     out = to_np(xla(lambda y: ops.one_hot(y, 3))(keras.ops.convert_to_tensor(np.array([1, 5], np.int32))))
     np.testing.assert_array_equal(out[0], [0.0, 1.0, 0.0])
     assert np.isnan(out[1]).all()
+
+
+@pytest.mark.parametrize("shape, shared", [((3, 5, 7, 3), ()), ((3, 6, 4, 3), (-1,)),
+                                           ((3, 5, 7, 3), (1, 2)), ((3, 9), ())])
+def test_bernoulli_mask_counts_its_own_draws(shape, shared):
+    # Odd and even draws per example, shared axes: the count returned (from
+    # the hashes, not the mask) is the mask's own count of draws.
+    from keras_mixup.ops.random import bernoulli_mask
+
+    p = np.array([0.1, 0.5, 0.93], "float32")
+    mask, count = xla(lambda s: bernoulli_mask(shape, p, s, shared))(ops.as_seed(1))
+    mask = np.asarray(keras.ops.convert_to_numpy(mask))
+    draws = mask
+    for axis in sorted((a % len(shape) for a in shared), reverse=True):
+        assert (np.ptp(mask.astype(int), axis=axis) == 0).all()
+        draws = draws.take([0], axis=axis)
+    assert np.array_equal(draws.reshape(3, -1).sum(1), keras.ops.convert_to_numpy(count))
+
+
+def test_bernoulli_mask_rate_and_independence():
+    from keras_mixup.ops.random import bernoulli_mask
+
+    n, p = 64 * 64 * 3, 0.3
+    mask, count = bernoulli_mask((32, 64, 64, 3), np.full(32, p, "float32"), ops.as_seed(2))
+    frac = keras.ops.convert_to_numpy(count) / n
+    sd = np.sqrt(p * (1 - p) / n)  # binomial, per example
+    assert abs(frac.mean() - p) < 4 * sd / np.sqrt(32)
+    assert 0.6 * sd < frac.std() < 1.5 * sd
+    flat = np.asarray(keras.ops.convert_to_numpy(mask)).reshape(-1).astype(float)
+    for lag in (1, 2, 3):  # the two halves of one hash, and the next hashes
+        assert abs(np.corrcoef(flat[:-lag], flat[lag:])[0, 1]) < 4 / np.sqrt(flat.size)

@@ -6,8 +6,7 @@ import keras
 
 from keras_mixup import backend
 from keras_mixup.layers.masked import MaskedMixing
-from keras_mixup.ops.mixing import per_example
-from keras_mixup.ops.random import hash_uniform
+from keras_mixup.ops.random import bernoulli_mask
 
 
 @keras.saving.register_keras_serializable(package="keras_mixup")
@@ -83,9 +82,14 @@ class MaskMix(MaskedMixing):
         )
 
     def _mask(self, inputs, lam, seed):
+        # Drawn at the inputs' full shape, repeated along the shared axes
+        # (cheaper under XLA than a smaller mask broadcast), and counted
+        # without a pass over the mask.
         rank = backend.rank(inputs)
-        shared = {a % rank for a in self.shared_axes or []}
-        shape = [
-            1 if axis in shared else backend.dim(inputs, axis) for axis in range(rank)
-        ]
-        return hash_uniform(shape, seed) < per_example(lam, rank)
+        shape = [backend.dim(inputs, axis) for axis in range(rank)]
+        shared = self.shared_axes or ()
+        mask, count = bernoulli_mask(shape, lam, seed, shared)
+        draws = 1
+        for axis in range(1, rank):
+            draws *= 1 if axis in {a % rank for a in shared} else shape[axis]
+        return mask, backend.ops().cast(count, "float32") / float(draws)

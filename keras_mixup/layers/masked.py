@@ -179,7 +179,8 @@ class MaskedMixing(BaseMixingLayer):
 
     def _full_plan(self, plan, inputs):
         """The mask (float, 1 = own value, shaped like the inputs with size
-        1 on shared axes) and the realized own fraction as ``lam``."""
+        1 where one value serves a whole axis, as FMix's channels) and the
+        realized own fraction as ``lam``."""
         if "mask_seed" not in plan:
             return plan
         K = backend.ops()
