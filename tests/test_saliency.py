@@ -105,6 +105,43 @@ def test_saliency_cutmix_in_tf_data_pastes_at_the_same_place():
         assert y[b, partner] == pytest.approx(area, abs=1e-6)
 
 
+def test_one_box_a_batch_on_the_first_partners_peak():
+    # per_sample=False: SaliencyMix's own rule, one box for the batch on the
+    # peak of the first example's partner (one saliency map computed).
+    for seed in range(2):
+        x, centres = blob_images(seed)
+        layer = CutMix(placement="saliency", per_sample=False, alpha=4.0, num_classes=B, seed=seed)
+        out, y = layer(x, np.arange(B))
+        out, y = to_np(out), to_np(y)
+        cuts = [cut_of(out, b) for b in range(B)]
+        boxes = {box for _, box in cuts if box is not None}
+        assert len(boxes) == 1
+        (y0, x0, y1, x1), = boxes
+        cy, cx = centres[cuts[0][0]]
+        assert y0 <= cy < y1 and x0 <= cx < x1
+        assert np.allclose(y[np.arange(B), np.arange(B)], 1 - (y1 - y0) * (x1 - x0) / S**2, atol=1e-6)
+
+
+def test_one_box_a_batch_with_gradient_saliency_avoids_the_summed_own_saliency():
+    from keras_mixup import ops
+
+    x = np.zeros((B, S, S, 3), "float32")
+    given = np.full((B, S, S), 1e-4, "float32")
+    given[:, :8, :] += 1.0  # every example's own saliency: the top rows
+    given[:, 20:24, 4:8] += 5.0  # every partner's peak there
+    given /= given.sum(axis=(1, 2), keepdims=True)
+    layer = CutMix(placement="saliency", per_sample=False, alpha=4.0, seed=0)
+    plan = layer.sample_plan(x, ops.as_seed(1), {"saliency": given})
+    given_rows = to_np(plan["mask"])[..., 0].min(axis=2) < 0.5  # (B, S): rows cut
+    tops = given_rows.argmax(axis=1)
+    h = given_rows.sum(axis=1)
+    assert len(set(tops)) == 1 and len(set(h)) == 1 and 0 < h[0] < S
+    assert tops[0] == S - h[0]  # as low as it goes: off the own saliency
+    # The pasted region is the partner's, around its peak (rows 20-23).
+    src = tops[0] + to_np(plan["offset"])[0, 0]
+    assert src <= 20 < src + h[0]
+
+
 def test_saliency_label_weight_is_the_saliency_share():
     x, _ = blob_images(4)
     layer = CutMix(placement="saliency", label_weight="saliency", alpha=4.0, num_classes=B, seed=3)

@@ -73,6 +73,11 @@ class CutMix(MaskedMixing):
             Saliency is read on blocks of ``f × f`` pixels (``f = 1`` up to
             127 px a side, 3 at 224), so the box is placed to within a
             block; its size, and the area label weight, stay exact.
+            With ``per_sample=False`` (one box for the batch) the box is
+            centred on the peak of the first example's partner, as
+            SaliencyMix's own code does, so one saliency map is computed
+            instead of one per example (with the gradient, it goes where it
+            covers the least of the batch's summed own saliency).
             Images only.
         label_weight: ``"area"`` (default: the exact pixel fraction) or
             ``"saliency"``: the share of saliency each source contributes,
@@ -277,9 +282,35 @@ class CutMix(MaskedMixing):
         partner_index = plan.pop("partner")
         given = plan.pop("saliency", None)
         height, width = self._sizes(inputs)
-        saliency, f = self._saliency(inputs, given)
         h = K.where(active, sides[:, 0], 0)
         w = K.where(active, sides[:, 1], 0)
+        batch = backend.dim(inputs, 0)
+        if not self.per_sample and self.label_weight == "area":
+            # One box for the batch (SaliencyMix's own rule): on the peak
+            # of the first example's partner, so one saliency map is
+            # computed, not one per example; with gradient saliency, placed
+            # where it covers the least of the batch's own saliency.
+            first = partner_index[:1]
+            if given is None:
+                partner, f = self._saliency(K.gather(inputs, first))
+            else:
+                self._check_saliency(given, inputs)
+                f = sal_ops.block_factor(height, width)
+                partner = K.gather(K.cast(given, "float32"), first)
+            py, px = (K.broadcast_to(p, [batch]) for p in sal_ops.peak(partner))
+            sy = sal_ops.origin_around(py * f + f // 2, h, height)
+            sx = sal_ops.origin_around(px * f + f // 2, w, width)
+            if given is not None:
+                own = K.reduce_sum(K.cast(given, "float32"), axis=0, keepdims=True)
+                ty, tx, _, _ = self._least_covered(own, f, sides[:1, 0], sides[:1, 1], inputs)
+                ty = K.minimum(K.broadcast_to(ty, [batch]), height - h)
+                tx = K.minimum(K.broadcast_to(tx, [batch]), width - w)
+                plan["offset"] = K.stack([sy - ty, sx - tx], axis=1)
+            else:
+                ty, tx = sy, sx
+            plan["bounds"] = K.stack([ty, tx, ty + h, tx + w])
+            return plan
+        saliency, f = self._saliency(inputs, given)
         grid_h, grid_w = height // f, width // f
         hb, wb = self._in_blocks(h, height, f), self._in_blocks(w, width, f)
         partner = K.gather(saliency, partner_index)
@@ -288,10 +319,10 @@ class CutMix(MaskedMixing):
         sx = sal_ops.origin_around(px * f + f // 2, w, width)
         if given is not None:
             ty, tx, _, _ = self._least_covered(saliency, f, h, w, inputs)
-        else:
+            plan["offset"] = K.stack([sy - ty, sx - tx], axis=1)
+        else:  # SaliencyMix: the region stays where it is, a plain cut
             ty, tx = sy, sx
         plan["bounds"] = K.stack([ty, tx, ty + h, tx + w])
-        plan["offset"] = K.stack([sy - ty, sx - tx], axis=1)
         if self.label_weight == "saliency":
             own = 1.0 - sal_ops.mass_in(
                 saliency, K.minimum(ty // f, grid_h - hb), K.minimum(tx // f, grid_w - wb), hb, wb
