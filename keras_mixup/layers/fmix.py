@@ -69,7 +69,10 @@ class FMix(MaskedMixing):
     soft edge ``2·min(max_soft, λ, 1 − λ)·N`` positions wide).
 
     Images ``(B, H, W, C)`` and sequences ``(B, T, D)``; one mask for all
-    channels. From 128 px up the binary mask is drawn on cells of
+    channels. Only the low frequencies that carry all but 1e-4 of the
+    noise's power are drawn (15 × 15 at ``decay_power=3``, whatever the
+    size), and summed by small matrix products rather than an FFT of
+    image-sized noise. From 128 px up the binary mask is drawn on cells of
     ``min(H, W) // 64`` pixels a side (3×3 at 224), with the cell at the
     cut partly kept so that the count stays exact, when the frequencies
     finer than a cell carry under 0.1% of the noise's power
