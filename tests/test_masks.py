@@ -302,13 +302,45 @@ def test_resize_mix_site_trains_and_mixupe_weight():
     assert np.isclose(float(to_np(ResizeMix().expected_partner_weight())), expected, rtol=1e-2)
 
 
+def test_resize_mix_on_sequences_resamples_the_partner_into_a_segment():
+    # (B, T, D) and channels-first (B, D, T): the whole partner sequence,
+    # linearly resampled (half-sample centres, as tf.image.resize), in a
+    # segment of round(τ·T) steps; the partner's label weight is τ.
+    rng = np.random.default_rng(1)
+    x = rng.random((B, 20, 3)).astype("float32")
+    for fmt, data in (("channels_last", x), ("channels_first", x.transpose(0, 2, 1))):
+        layer = ResizeMix(num_classes=B, data_format=fmt)
+        plan = xla(lambda s: layer.sample_plan(data, s))(ops.as_seed(3))
+        out = to_np(layer.apply_plan(plan, {"images": data})["images"])
+        if fmt == "channels_first":
+            out = out.transpose(0, 2, 1)
+        seg, index, lam = to_np(plan["paste"]), to_np(plan["index"]), to_np(plan["lam"])
+        assert seg.shape == (2, B)
+        for i in range(B):
+            t0, t1 = seg[:, i]
+            src = np.clip((np.arange(t1 - t0) + 0.5) * 20 / (t1 - t0) - 0.5, 0, 19)
+            lo = np.floor(src).astype(int)
+            hi = np.minimum(lo + 1, 19)
+            w = (src - lo)[:, None]
+            want = x[index[i]][lo] * (1 - w) + x[index[i]][hi] * w
+            assert np.allclose(out[i, t0:t1], want, atol=1e-5)
+            assert np.array_equal(np.delete(out[i], np.s_[t0:t1], 0), np.delete(x[i], np.s_[t0:t1], 0))
+            assert np.isclose(lam[i], 1 - (t1 - t0) / 20, atol=1e-6)
+    # MixupE's weight for λ = 1 − τ on sequences (once the layer has seen
+    # them), by sampling.
+    layer(x, np.arange(B))
+    tau = np.random.default_rng(0).uniform(0.1, 0.8, 1_000_000)
+    expected = np.sum((1 - tau) * tau) / np.sum(1 - tau)
+    assert np.isclose(float(to_np(layer.expected_partner_weight())), expected, rtol=1e-2)
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
         (lambda: ResizeMix(scale=(0.5, 0.2)), "scale"),
         (lambda: ResizeMix(scale=(0.0, 0.5)), "scale"),
-        (lambda: ResizeMix()(np.zeros((2, 8, 3), "float32"), np.zeros((2, 2), "float32")), "images"),
-        (lambda: RandomMix([ResizeMix(), CutMix()]), "ResizeMix"),
+        (lambda: ResizeMix()(np.zeros((2, 8), "float32"), np.zeros((2, 2), "float32")), "rank 2"),
+        (lambda: ResizeMix(placement="saliency")(np.zeros((2, 8, 3), "float32")), "images"),
     ],
 )
 def test_resize_mix_bad_arguments(make, match):

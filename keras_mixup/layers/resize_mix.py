@@ -37,8 +37,10 @@ class ResizeMix(CutMix):
     Mixing Data with Preserved Object Information and True Labels", 2020).
     The label weight of the partner is the pasted area fraction, exact.
 
-    Images ``(B, H, W, C)`` (either data format). ``uint8`` images stay
-    ``uint8`` with ``dtype="uint8"`` (resized values rounded).
+    Images ``(B, H, W, C)`` (either data format) and sequences ``(B, T,
+    D)``: a segment of ``τ·T`` steps holds the whole partner sequence,
+    linearly resampled (the partner's label weight ``τ``). ``uint8`` images
+    stay ``uint8`` with ``dtype="uint8"`` (resized values rounded).
 
     Args:
         scale: ``(low, high)`` range of ``τ`` in (0, 1] (the paper's
@@ -78,39 +80,45 @@ class ResizeMix(CutMix):
         config["scale"] = list(self.scale)
         return config
 
+    # Spatial axes of the inputs last seen (2: images, 1: sequences), for
+    # `expected_partner_weight`, which MixupE asks after the mixing pass.
+    _spatial_rank = 2
+
     def _check_inputs(self, inputs):
         super()._check_inputs(inputs)
-        if backend.rank(inputs) != 4:
-            raise ValueError(
-                "ResizeMix pastes a resized image, so it takes images (B, H, W, "
-                f"C); got inputs of shape {tuple(inputs.shape)}. Use CutMix or "
-                "FMix for sequences."
-            )
+        self._spatial_rank = backend.rank(inputs) - 2
 
     def expected_partner_weight(self):
-        # λ = 1 − τ² with τ ~ U(a, b); weighted by itself (MixupE):
-        # E[λ(1 − λ)] / E[λ] = (E τ² − E τ⁴) / (1 − E τ²).
+        # λ = 1 − τᵈ with τ ~ U(a, b) and d spatial axes; weighted by
+        # itself (MixupE): E[λ(1 − λ)] / E[λ] = (E τᵈ − E τ²ᵈ) / (1 − E τᵈ).
         a, b = self.scale
-        if b - a < 1e-9:
-            t2, t4 = a**2, a**4
-        else:
-            t2 = (b**3 - a**3) / (3 * (b - a))
-            t4 = (b**5 - a**5) / (5 * (b - a))
-        return self._state("enabled") * float((t2 - t4) / (1 - t2))
+        d = self._spatial_rank
+
+        def moment(k):  # E τᵏ
+            if b - a < 1e-9:
+                return a**k
+            return (b ** (k + 1) - a ** (k + 1)) / ((k + 1) * (b - a))
+
+        t, t2 = moment(d), moment(2 * d)
+        return self._state("enabled") * float((t - t2) / (1 - t))
 
     def _sample_parts(self, inputs, seed, context=None):
-        """Boxes as CutMix's ``"bounds"`` (4, N), sides ``τ·H × τ·W``."""
+        """Boxes as CutMix's ``"bounds"`` (4, N), sides ``τ·H × τ·W`` (a
+        segment ``(2, N)`` of ``τ·T`` steps for sequences)."""
         K = backend.ops()
         batch = backend.dim(inputs, 0)
         n = batch if self.per_sample else 1
-        height, width = self._sizes(inputs)
+        sizes = self._sizes(inputs)
         low, high = self.scale
         tau = low + (high - low) * uniform([n], fold_seed(seed, 1))
         sides = []
-        for size in (height, width):
+        for size in sizes:
             side = K.cast(K.round(tau * K.cast(size, "float32")), "int32")
             sides.append(K.clip(side, 1, size))
-        kept = 1.0 - K.cast(sides[0] * sides[1], "float32") / float(height * width)
+        area, total = sides[0], sizes[0]
+        for side, size in zip(sides[1:], sizes[1:]):
+            area, total = area * side, total * size
+        kept = 1.0 - K.cast(area, "float32") / float(total)
         if self.placement == "saliency":
             # Where the shrunk partner covers the least of the example's
             # own saliency.
@@ -126,9 +134,9 @@ class ResizeMix(CutMix):
             u = uniform([2, n], fold_seed(seed, 3))
             starts = [
                 K.cast(K.floor(u[i] * K.cast(size - side + 1, "float32")), "int32")
-                for i, (size, side) in enumerate(zip((height, width), sides))
+                for i, (size, side) in enumerate(zip(sizes, sides))
             ]
-        bounds = K.stack([starts[0], starts[1], starts[0] + sides[0], starts[1] + sides[1]])
+        bounds = K.stack(starts + [start + side for start, side in zip(starts, sides)])
         return self._cut_plan(inputs, seed, context, kept, bounds)
 
     def _full_plan(self, plan, inputs):
@@ -148,15 +156,18 @@ class ResizeMix(CutMix):
         as ``tf.image.resize`` (bilinear without antialiasing, or nearest)."""
         K = backend.ops()
         rank = backend.rank(t)
-        channels_last = self.data_format == "channels_last" or rank == 3
-        axes = (1, 2) if channels_last else (2, 3)
+        k = plan["paste"].shape[0] // 2  # spatial axes: 2 images, 1 sequences
+        # A tensor without the channel axis (a segmentation map) has its
+        # spatial axes right after the batch axis.
+        channels_last = self.data_format == "channels_last" or rank == k + 1
+        axes = tuple(range(1, k + 1)) if channels_last else tuple(range(2, k + 2))
         batch = backend.dim(t, 0)
         partner = K.gather(t, plan["index"])
         dtype = backend.dtype_name(t)
         if not nearest:
             partner = K.cast(partner, "float32")
-        y0, x0, y1, x1 = K.unstack(K.broadcast_to(plan["paste"], [4, batch]))
-        for axis, start, end in zip(axes, (y0, x0), (y1, x1)):
+        bounds = K.unstack(K.broadcast_to(plan["paste"], [2 * k, batch]))
+        for axis, start, end in zip(axes, bounds[:k], bounds[k:]):
             size = backend.dim(t, axis)
             side = K.cast(K.maximum(end - start, 1), "float32")
             out = K.cast(K.expand_dims(K.range(size, dtype="int32"), 0) - K.expand_dims(start, 1), "float32")
