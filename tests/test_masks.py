@@ -360,3 +360,157 @@ def test_hash_uniform_is_uniform_and_seed_dependent():
     assert abs(np.corrcoef(u, v)[0, 1]) < 4 / np.sqrt(len(u))  # seeds
     w = to_np(xla(lambda s: hash_uniform([200, 500], s))(ops.as_seed(0))).ravel()
     assert np.array_equal(u, w)  # the same stream under XLA
+
+
+# ------------------------------------- RandomMix holding ResizeMix and saliency CutMix
+
+
+def pixel_ids(h=12, w=12):
+    """(B, h, w, 3) images with every value distinct."""
+    return np.arange(B * h * w * 3, dtype="float32").reshape(B, h, w, 3) / (B * h * w * 3)
+
+
+def view_data(h=12, w=12, float_masks=False):
+    rng = np.random.default_rng(0)
+    seg = rng.integers(0, 4, (B, h, w)).astype("int32")
+    if float_masks:
+        seg = np.eye(4, dtype="float32")[seg]
+    xy = np.sort(rng.uniform(0, w, (B, 3, 2)), -1)
+    boxes = np.stack([xy[..., 0], xy[..., 0] * h / w, xy[..., 1], xy[..., 1] * h / w], -1)
+    return {
+        "images": keras.ops.convert_to_tensor(pixel_ids(h, w)),
+        "labels": keras.ops.convert_to_tensor(np.eye(B, dtype="float32")),
+        "segmentation_masks": keras.ops.convert_to_tensor(seg),
+        "bounding_boxes": {
+            "boxes": keras.ops.convert_to_tensor(boxes.astype("float32")),
+            "labels": keras.ops.convert_to_tensor(rng.integers(0, 5, (B, 3)).astype("int32")),
+        },
+    }
+
+
+def each_mixer(layer, data, seed, context=None):
+    """RandomMix's output and its plan, and each of its mixers' own output
+    under the sub-plan RandomMix drew for it (mixer i: seed folded with
+    100 + i)."""
+    seed = ops.as_seed(seed)
+    x = data["images"]
+    plan = layer.sample_plan(x, seed, context)
+    out = keras.tree.map_structure(to_np, layer.apply_plan(plan, data))
+    refs = [
+        keras.tree.map_structure(
+            to_np, m.apply_plan(m.sample_plan(x, ops.fold_seed(seed, 100 + i), context), data)
+        )
+        for i, m in enumerate(layer.mixers)
+    ]
+    return out, refs, keras.tree.map_structure(to_np, plan)
+
+
+def same_example(a, b, i):
+    return all(
+        np.allclose(u[i], v[i], atol=1e-6) for u, v in zip(keras.tree.flatten(a), keras.tree.flatten(b))
+    )
+
+
+# (On JAX, whose eager ops compile one by one, the light case: the gradient
+# saliency placement and box following compile for seconds there; they read
+# the same plan on every backend.)
+@pytest.mark.parametrize("shifted", [False, pytest.param(True, marks=pytest.mark.tensorflow_only)])
+def test_random_mix_gives_each_example_its_mixers_view_of_the_partner(shifted):
+    """Per example, images, labels (the mixer's exact weight), integer
+    segmentation masks (nearest) and boxes are what the chosen mixer alone
+    gives under its sub-plan: a ResizeMix's resized partner; a saliency
+    CutMix's region pasted elsewhere (gradient saliency given in the
+    context, as MixupModel passes it); a CutMix's box. Unmixed examples
+    are unchanged. (Spectral-residual saliency: in a call, below.)"""
+    fmt = {"bounding_box_format": "xyxy"} if shifted else {}
+    kw = {"num_classes": B, **fmt}
+    mixers = [ResizeMix(**kw), CutMix(**kw)]
+    if shifted:
+        mixers.insert(1, CutMix(placement="saliency", label_weight="saliency", **kw))
+    layer = RandomMix(mixers, per_sample=True, rate=0.9, **fmt)
+    assert not layer._fused and layer.data_format == "channels_last"
+    assert layer.placement == ("saliency" if shifted else None)
+    data = view_data()
+    if not shifted:
+        del data["bounding_boxes"]
+    x = to_np(data["images"])
+    context = {"saliency": np.random.default_rng(1).random((B, 12, 12)).astype("float32")} if shifted else None
+    seen, moved = set(), 0
+    for seed in range(2):
+        out, refs, plan = each_mixer(layer, data, seed, context)
+        for i in range(B):
+            chosen = [k for k, ref in enumerate(refs) if np.allclose(out["images"][i], ref["images"][i], atol=1e-6)]
+            if not chosen:  # not mixed
+                assert np.array_equal(out["images"][i], x[i]) and out["labels"][i, i] == 1.0
+                seen.add("off")
+                continue
+            assert any(same_example(out, refs[k], i) for k in chosen), (seed, i, chosen)
+            seen.add(chosen[0])
+            moved += shifted and chosen == [1] and np.any(plan["offset"][i] != 0)
+    assert seen == {*range(len(mixers)), "off"} and (moved > 0) == shifted
+
+
+def test_random_mix_with_one_mixer_weighted_is_that_mixer():
+    data = view_data()
+    data = {k: data[k] for k in ("images", "labels")}
+    for k, per_sample in ((0, True), (1, True), (1, False)):
+        layer = RandomMix([MixUp(num_classes=B), ResizeMix(num_classes=B, per_sample=per_sample)],
+                          weights=[1 - k, k], per_sample=per_sample)
+        out, refs, _ = each_mixer(layer, data, k)
+        assert all(same_example(out, refs[k], i) for i in range(B))
+
+
+def test_random_mix_resizes_sequences_and_channels_first():
+    x = pixel_ids()
+    for data_format, inputs in (("channels_last", x[:, 0]), ("channels_first", x.transpose(0, 3, 1, 2))):
+        layer = RandomMix([ResizeMix(num_classes=B, data_format=data_format), MixUp(num_classes=B)],
+                          per_sample=True)
+        data = {"images": keras.ops.convert_to_tensor(inputs), "labels": np.eye(B, dtype="float32")}
+        out, refs, _ = each_mixer(layer, data, 0)
+        chosen = [[k for k in (0, 1) if same_example(out, refs[k], i)] for i in range(B)]
+        assert all(chosen) and {c[0] for c in chosen} == {0, 1}, (data_format, chosen)
+
+
+def test_random_mix_with_views_label_weight_is_the_realized_share_and_uint8():
+    x = id_channels()
+    layer = RandomMix([ResizeMix(num_classes=B), CutMix(placement="saliency", num_classes=B),
+                       MixUp(num_classes=B)], per_sample=True, seed=3)
+    xm, ym = layer(x, np.arange(B))
+    xm, ym = to_np(xm), to_np(ym)
+    own = xm[np.arange(B), :, :, np.arange(B)].mean(axis=(1, 2))
+    assert np.allclose(ym[np.arange(B), np.arange(B)], own, atol=1e-5)
+    assert np.allclose(xm.sum(-1), 1.0, atol=1e-5) and ((xm > 1e-6).sum(-1) <= 2).all()
+    assert (own < 1 - 1e-6).all()
+    # Nested: the inner RandomMix's views reach the outer one's examples.
+    nested = RandomMix([RandomMix([ResizeMix(num_classes=B), MixUp(num_classes=B)], per_sample=True),
+                        CutMix(placement="saliency", num_classes=B)], per_sample=True, seed=0,
+                       jit_compile=False)  # (compiled above)
+    assert nested.placement == "saliency"
+    xm, ym = nested(x, np.arange(B))
+    own = to_np(xm)[np.arange(B), :, :, np.arange(B)].mean(axis=(1, 2))
+    assert np.allclose(to_np(ym)[np.arange(B), np.arange(B)], own, atol=1e-5)
+    # uint8: as before, only cutting mixers, and uint8 out.
+    x = np.random.default_rng(0).integers(0, 256, (B, 12, 12, 3)).astype("uint8")
+    layer = RandomMix([ResizeMix(num_classes=B), CutMix(placement="saliency", num_classes=B)],
+                      per_sample=True, dtype="uint8", seed=0, jit_compile=False)
+    xm, _ = layer(x, np.arange(B))
+    assert keras.backend.standardize_dtype(xm.dtype) == "uint8"
+    with pytest.raises(ValueError, match="uint8"):
+        RandomMix([MixUp(), ResizeMix()], dtype="uint8")
+
+
+# (The plan is the same on every backend; planning in shards is JAX's data
+# parallelism, whose eager ops compile slowly: checked on TensorFlow.)
+@pytest.mark.tensorflow_only
+def test_random_mix_with_views_planned_in_shards():
+    layer = RandomMix([ResizeMix(), CutMix(placement="saliency"), MixUp()], per_sample=True)
+    x = pixel_ids()
+    saliency = np.random.default_rng(1).random((B, 12, 12)).astype("float32")
+    seed = ops.as_seed(4)
+    plan = layer.plan(x, seed, shards=2, context={"saliency": saliency})
+    assert tuple(plan["paste"].shape) == (4, B) and tuple(plan["offset"].shape) == (B, 2)
+    out = to_np(layer.mix_inputs(plan, x))
+    for s in range(2):
+        part = slice(s * B // 2, (s + 1) * B // 2)
+        sub = layer.sample_plan(x[part], ops.fold_seed(seed, s), {"saliency": saliency[part]})
+        assert np.allclose(out[part], to_np(layer.mix_inputs(sub, x[part])), atol=1e-6)

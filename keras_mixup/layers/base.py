@@ -262,6 +262,9 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         for key in ("lam", "weights", "found", "offset"):
             if key in parts[0]:
                 plan[key] = K.concat([p[key] for p in parts], 0)
+        if "paste" in parts[0]:  # (2k, N) boxes a resized partner is pasted in
+            rows = parts[0]["paste"].shape[0]
+            plan["paste"] = K.concat([K.broadcast_to(p["paste"], [rows, size]) for p in parts], 1)
         if "mask" in parts[0]:
             masks = [p["mask"] for p in parts]
             masks = [K.broadcast_to(m, (size,) + tuple(m.shape[1:])) for m in masks]

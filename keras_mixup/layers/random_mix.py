@@ -31,9 +31,23 @@ class RandomMix(BaseMixingLayer):
     The mixers must agree on ``num_classes``, ``label_smoothing`` and (for
     CutMix) ``data_format``; RandomMix takes those from them.
 
+    Each example sees its partner as its chosen mixer does: ``x[π]`` at the
+    same positions for most mixers; for a `ResizeMix` the whole partner
+    resized into the box (the segment, for sequences; integer
+    segmentation masks by nearest neighbour); for a ``CutMix(placement="saliency")`` the partner's
+    region around its saliency peak, pasted where the mixer places it.
+    Images, segmentation masks and bounding boxes follow what each
+    example shows, and labels take the chosen mixer's exact weight. Only
+    such mixers add work: reading the partner shifted or resized, for the
+    whole batch. A saliency-placed mixer reads its spectral-residual
+    saliency in a ``tf.data`` map, and the gradient saliency a `MixupModel`
+    computes for it as its ``mixer`` (RandomMix then reports
+    ``placement == "saliency"`` and hands the saliency on).
+
     Args:
-        mixers: a list of mixing layers (``MixUp``, ``CutMix``, or another
-            ``RandomMix``).
+        mixers: a list of mixing layers (``MixUp``, ``CutMix`` — saliency
+            placement included —, ``ResizeMix``, ``FMix``, ``MaskMix``,
+            or another ``RandomMix``).
         weights: probabilities of choosing each mixer (normalized);
             defaults to uniform. ``[0.5, 0.5]`` for MixUp/CutMix is timm's
             ``switch_prob=0.5``.
@@ -105,18 +119,6 @@ class RandomMix(BaseMixingLayer):
             seed=seed,
             **kwargs,
         )
-        if any(getattr(m, "_resamples", False) for m in mixers):
-            raise ValueError(
-                "RandomMix cannot hold a ResizeMix yet (its partner is resized, "
-                "which RandomMix's per-example choice does not carry); use "
-                "ResizeMix on its own, or CutMix/FMix in the RandomMix."
-            )
-        if any(getattr(m, "placement", "random") == "saliency" for m in mixers):
-            raise ValueError(
-                "RandomMix cannot hold a CutMix(placement='saliency') yet (its "
-                "partner region may be pasted elsewhere, which RandomMix's "
-                "per-example choice does not carry); use it on its own."
-            )
         self.mixers = mixers
         if self._label_aware():
             self._init_unpaired()
@@ -126,6 +128,7 @@ class RandomMix(BaseMixingLayer):
                 f"k-way mixer (ways={self._partner_count() + 1}); use two-way "
                 "mixers, or k-way MixUp layers only."
             )
+        self._has_format = bool(formats)
         self._format = formats.pop() if formats else "channels_last"
         self.mixer_weights = check_weights(weights, len(mixers), "weights", "mixer")
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (
@@ -148,6 +151,23 @@ class RandomMix(BaseMixingLayer):
     @property
     def _data_format(self):
         return self._format
+
+    @property
+    def data_format(self):
+        """The mixers' data format (None when none of them has one)."""
+        return self._format if self._has_format else None
+
+    @property
+    def placement(self):
+        """``"saliency"`` when a mixer (nested ones included) places its box
+        by saliency: a `MixupModel` then computes the gradient saliency
+        and passes it in the context, which the mixers read; else None."""
+        return "saliency" if _find(self.mixers, _places_by_saliency) else None
+
+    @property
+    def _fused(self):
+        # The fused site path reads partners at the same positions.
+        return all(m._fused for m in self.mixers)
 
     def _label_aware(self):
         return any(m._label_aware() for m in getattr(self, "mixers", []))
@@ -253,14 +273,150 @@ class RandomMix(BaseMixingLayer):
         plan = dict(plan)
         parts = plan.pop("parts")
         rank = backend.rank(inputs)
+        K = backend.ops()
         mask, lam = 0.0, 0.0
+        # Where a mixer's partner is not read at the same positions, its
+        # view of the partner, selected per example: a shift (a region
+        # pasted elsewhere: saliency placement) and a paste box (the whole
+        # partner resized into it: ResizeMix). Neutral elsewhere (no shift,
+        # the whole image), so that examples of other mixers see x[index].
+        offset = paste = None
         for k, (m, sub) in enumerate(zip(self.mixers, parts["mixers"])):
             sub = m._full_plan(sub, inputs)
             mk = sub["mask"] if "mask" in sub else per_example(sub["lam"], rank)
             mask += per_example(parts["onehot"][:, k], rank) * mk
             # (A mask family counts its label weight from its mask.)
             lam += parts["onehot"][:, k] * sub["lam"]
-        K = backend.ops()
-        plan["mask"] = K.where(per_example(parts["mix"], rank), mask, 1.0)
-        plan["lam"] = K.where(parts["mix"], lam, 1.0)
+            on = parts["onehot"][:, k] > 0.5 if "offset" in sub or "paste" in sub else None
+            if "offset" in sub:
+                offset = K.where(
+                    K.expand_dims(on, 1), sub["offset"],
+                    K.zeros_like(sub["offset"]) if offset is None else offset,
+                )
+            if "paste" in sub:
+                paste = K.where(
+                    K.expand_dims(on, 0), sub["paste"],
+                    self._whole_image(inputs) if paste is None else paste,
+                )
+        mix = parts["mix"]
+        plan["mask"] = K.where(per_example(mix, rank), mask, 1.0)
+        plan["lam"] = K.where(mix, lam, 1.0)
+        if offset is not None:
+            plan["offset"] = K.where(K.expand_dims(mix, 1), offset, K.zeros_like(offset))
+        if paste is not None:
+            plan["paste"] = K.where(K.expand_dims(mix, 0), paste, self._whole_image(inputs))
         return plan
+
+    def _whole_image(self, inputs):
+        """The paste box of the whole input, int32 ``(2k, 1)`` (starts,
+        then ends, on its ``k`` spatial axes): a partner resized into it
+        is the partner itself."""
+        K = backend.ops()
+        k = backend.rank(inputs) - 2
+        sizes = [
+            K.cast(backend.dim(inputs, a), "int32")
+            for a in _spatial_axes(self._format, backend.rank(inputs), k)
+        ]
+        return K.reshape(K.stack([K.zeros_like(sizes[0])] * k + sizes), [2 * k, 1])
+
+    # ------------------------------------------------ partners as each mixer sees them
+
+    def _partner_view(self, t, plan, nearest=False):
+        """The partner data each output position of ``t`` reads, as the
+        chosen mixer of each example reads it (``t[index]``, shifted for a
+        saliency-placed CutMix, resized into the box for a ResizeMix), or
+        None when every mixer reads ``t[index]`` at the same position."""
+        if "offset" not in plan and "paste" not in plan:
+            return None
+        K = backend.ops()
+        if "offset" in plan:
+            shifter = _find(self.mixers, _shifts)
+            view = CutMix._partner_view(
+                shifter, t, {"index": plan["index"], "offset": plan["offset"]}
+            )
+        else:
+            view = K.gather(t, plan["index"])
+        if "paste" in plan:
+            resizer = _find(self.mixers, _resamples)
+            paste = plan["paste"]
+            warped = resizer._warp(t, {"index": plan["index"], "paste": paste}, nearest=nearest)
+            # (Only where an example's partner is resized: the others are
+            # read as they are, exactly.)
+            k = paste.shape[0] // 2
+            whole = None
+            for j, axis in enumerate(_spatial_axes(self._format, backend.rank(t), k)):
+                on = (paste[j] == 0) & (paste[k + j] == backend.dim(t, axis))
+                whole = on if whole is None else whole & on
+            view = K.where(per_example(whole, backend.rank(t)), view, warped)
+        return view
+
+    def _blend_leaves(self, plan, leaves, sources=None):
+        sources = sources or [None] * len(leaves)
+        views = [self._partner_view(t if s is None else s, plan) for t, s in zip(leaves, sources)]
+        if all(v is None for v in views):
+            return super()._blend_leaves(plan, leaves, sources)
+        return [
+            _blend_view(t, v, w)
+            for t, v, w in zip(leaves, views, self._leaf_weights(plan, leaves))
+        ]
+
+    def apply_plan(self, plan, data):
+        segmentation = data.get("segmentation_masks")
+        view = None
+        if segmentation is not None and self.mix != "inputs":
+            # Integer masks are resized by nearest neighbour, as ResizeMix's.
+            view = self._partner_view(
+                segmentation, plan, nearest=not backend.is_float(segmentation)
+            )
+        if view is None:
+            return super().apply_plan(plan, data)
+        out = super().apply_plan(
+            plan, {k: v for k, v in data.items() if k != "segmentation_masks"}
+        )
+        weight = self._mask_for(plan["mask"], backend.rank(segmentation))
+        out["segmentation_masks"] = _blend_view(segmentation, view, weight)
+        return out
+
+
+def _spatial_axes(data_format, rank, k):
+    """The ``k`` spatial axes of a tensor of this rank (one without the
+    channel axis, a segmentation map, has them right after the batch)."""
+    if data_format == "channels_last" or rank == k + 1:
+        return tuple(range(1, k + 1))
+    return tuple(range(2, k + 2))
+
+
+def _blend_view(t, partner, weight):
+    """``weight·t + (1 − weight)·partner`` with the partner given (a view),
+    copied where the weight is 0 or 1 (as `keras_mixup.ops.blend` with
+    ``select=True``; integer data copied by the 0/1 mask)."""
+    K = backend.ops()
+    dtype = backend.dtype_name(t)
+    if not keras.backend.is_float_dtype(dtype):
+        return K.where(K.cast(weight, "float32") > 0.5, t, partner)
+    weight = K.cast(weight, dtype)
+    mixed = weight * t + (1 - weight) * partner
+    return K.where(weight >= 1, t, K.where(weight <= 0, partner, mixed))
+
+
+def _resamples(m):
+    return getattr(m, "_resamples", False)
+
+
+def _places_by_saliency(m):
+    return getattr(m, "placement", None) == "saliency"
+
+
+def _shifts(m):
+    # A saliency-placed CutMix pastes its partner's region elsewhere (a
+    # ResizeMix resizes it instead).
+    return _places_by_saliency(m) and not _resamples(m)
+
+
+def _find(mixers, test):
+    """The first mixer passing ``test``, nested RandomMix mixers included."""
+    for m in mixers:
+        found = _find(m.mixers, test) if isinstance(m, RandomMix) else (m if test(m) else None)
+        if found is not None:
+            return found
+    return None
