@@ -19,7 +19,7 @@ from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.mixing import blend, blend_ways, partner_columns, per_example
 from keras_mixup.ops.pairing import class_ids
 from keras_mixup.ops.random import check_seed, check_weights, choose, fold_seed
-from keras_mixup.regularizers import MixupE
+from keras_mixup.regularizers import MixupE, forward_with_input_gradient
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 
@@ -128,6 +128,13 @@ class MixupModel(keras.Model):
         seed: int seed of the mixing stream; None draws one.
         regularizer: optional `keras_mixup.MixupE`, which adds the
             first-order term of mixup's implicit regularizer to the loss.
+            With a ``placement="saliency"`` mixer and MixupE in ``"fast"``
+            mode on the whole batch, one clean forward pass serves both:
+            the gradient saliency is then ``|∂L/∂x|`` of MixupE's
+            training-mode pass (dropout active, batch normalization on the
+            batch statistics) instead of a separate inference-mode pass —
+            the same maps for a model without such layers, one forward
+            pass fewer per step.
         **kwargs: ``keras.Model`` arguments such as ``name``.
 
     Example:
@@ -482,7 +489,13 @@ class MixupModel(keras.Model):
                 None if sample_weight is None
                 else keras.tree.map_structure(scope.gather_all, sample_weight),
             )
-        scope.saliency = self._input_saliency(x, y, sample_weight)
+        clean_outputs = None
+        if self._shares_clean_pass():
+            scope.saliency, clean_outputs = self._clean_pass_with_saliency(
+                x, y, sample_weight
+            )
+        else:
+            scope.saliency = self._input_saliency(x, y, sample_weight)
         with scope:
             y_pred = self(x, training=True)
         plan = scope.realized_plan(len(self.sites))
@@ -492,19 +505,29 @@ class MixupModel(keras.Model):
         loss = self.compute_mixed_loss(x, y_own, y_partners, y_pred, weights, plan)
         if self.regularizer is not None:
             reg = self.regularizer.penalty(
-                self, x, y, sample_weight, seed, self._partner_weight(scope.choice)
+                self, x, y, sample_weight, seed, self._partner_weight(scope.choice),
+                outputs=clean_outputs,
             )
             loss = self.regularizer.combine(loss, reg)
         return loss, y_pred, y_metric, weights
 
-    def _input_saliency(self, x, y, sample_weight):
-        """Gradient saliency ``(B, H, W)`` of the clean batch for sites with
-        ``placement="saliency"``: ``|∂L/∂x|`` (the compiled loss, the model
-        in inference mode, no mixing), summed over channels and smoothed.
-        One extra forward and backward pass; None when no site needs it."""
-        sites = [s for s in self.sites if getattr(s, "placement", None) == "saliency"]
-        if not sites:
-            return None
+    def _saliency_sites(self):
+        """The sites that place boxes by gradient saliency."""
+        return [s for s in self.sites if getattr(s, "placement", None) == "saliency"]
+
+    def _shares_clean_pass(self):
+        """Whether one clean forward pass gives both MixupE's term and the
+        gradient saliency: a saliency-placed site, and a MixupE in
+        ``"fast"`` mode on the whole batch (``batch_fraction=1``)."""
+        return (
+            self.regularizer is not None
+            and self.regularizer.can_share_clean_pass()
+            and bool(self._saliency_sites())
+        )
+
+    def _saliency_images(self, x):
+        """The one image input ``(B, H, W, C)`` saliency is taken for,
+        float32; refuses what gradient saliency cannot read."""
         K = backend.ops()
         leaves = keras.tree.flatten(x)
         if len(leaves) != 1 or backend.rank(leaves[0]) != 4:
@@ -518,15 +541,61 @@ class MixupModel(keras.Model):
                 "placement='saliency' in a MixupModel takes the gradient of the "
                 "compiled loss: compile the model with a loss."
             )
-        images = K.cast(K.stop_gradient(leaves[0]), "float32")
+        return K.cast(K.stop_gradient(leaves[0]), "float32")
+
+    def _saliency_of(self, gradient):
+        """Saliency maps of the sites from the loss gradient ``∂L/∂x``
+        (no gradient flows through them)."""
+        K = backend.ops()
+        site = self._saliency_sites()[0]
+        return K.stop_gradient(sal_ops.gradient_saliency(gradient, site.data_format))
+
+    def _input_saliency(self, x, y, sample_weight):
+        """Gradient saliency ``(B, H, W)`` of the clean batch for sites with
+        ``placement="saliency"``: ``|∂L/∂x|`` (the compiled loss, the model
+        in inference mode, no mixing), summed over channels and smoothed.
+        One extra forward and backward pass; None when no site needs it.
+        (With MixupE in ``"fast"`` mode on the whole batch, MixupE's pass
+        gives it instead: `_clean_pass_with_saliency`.)"""
+        if not self._saliency_sites():
+            return None
+        K = backend.ops()
+        images = self._saliency_images(x)
 
         def loss_of(inputs):
             y_pred = self(inputs, training=False)
             return K.cast(self._compile_loss(y, y_pred, sample_weight), "float32")
 
-        gradient = K.gradient_of(loss_of, images)
-        saliency = sal_ops.gradient_saliency(gradient, sites[0].data_format)
-        return K.stop_gradient(saliency)
+        return self._saliency_of(K.gradient_of(loss_of, images))
+
+    def _clean_pass_with_saliency(self, x, y, sample_weight):
+        """One clean forward pass for both MixupE and the gradient saliency.
+
+        Runs the model on the unmixed batch in *training* mode with every
+        site as the identity (MixupE's pass) and returns ``(saliency,
+        outputs)``: the saliency maps from ``|∂L/∂x|`` of that same pass
+        (the compiled loss; stopped gradient), and the outputs, which stay
+        differentiable with respect to the weights for MixupE's term. This
+        saves the separate inference-mode pass of `_input_saliency`; the
+        saliency then sees dropout active and batch normalization on the
+        batch's statistics (equal to the inference-mode saliency for a
+        model without such layers).
+        """
+        K = backend.ops()
+        images = self._saliency_images(x)
+        clean = MixingScope(self._site_ids)
+
+        def forward(inputs):
+            with clean:
+                return self(inputs, training=True)
+
+        def loss_of(outputs):
+            return K.cast(self._compile_loss(y, outputs, sample_weight), "float32")
+
+        outputs, gradient = forward_with_input_gradient(
+            forward, images, loss_of, self.variables
+        )
+        return self._saliency_of(gradient), outputs
 
     def train_step(self, *args):
         # Keras calls train_step(data) on TensorFlow and

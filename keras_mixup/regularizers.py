@@ -93,6 +93,54 @@ def _jax_jvp(fn, x, tangent, variables):
     return f, df
 
 
+def forward_with_input_gradient(forward, x, loss_of, variables=()):
+    """``forward(x)`` and ``∂ loss_of(forward(x)) / ∂x`` from one forward pass.
+
+    The outputs stay differentiable with respect to the weights (the
+    enclosing train step's gradient goes through them, as through a plain
+    forward pass); the input gradient is for reading only (e.g. saliency):
+    nothing should differentiate through it.
+
+    On TensorFlow an inner ``tf.GradientTape`` watches ``x`` around the
+    forward pass (the train step's own tape records the same ops, for the
+    weights). On JAX, ``jax.vjp`` of ``x ↦ forward(x)`` gives the outputs
+    and the pullback, applied to ``∂ loss_of / ∂ outputs``; as in `_jvp`,
+    ``forward`` runs in a nested ``keras.StatelessScope`` over
+    ``variables`` (every variable it reads), and the values it assigns
+    (batch-normalization statistics, seed-generator states) are assigned
+    after it with their primal values.
+    """
+    if backend.keras_backend() == "jax":
+        return _jax_forward_with_input_gradient(forward, x, loss_of, variables)
+    import tensorflow as tf
+
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        outputs = forward(x)
+        loss = loss_of(outputs)
+    return outputs, tape.gradient(loss, x)
+
+
+def _jax_forward_with_input_gradient(forward, x, loss_of, variables):
+    import jax
+
+    mapping = [(v, v.value) for v in variables]
+    assigned = []
+
+    def run(inputs):
+        with _RecordingScope(mapping) as scope:
+            outputs = forward(inputs)
+        assigned[:] = scope.assigned.values()
+        return outputs, [scope.get_current_value(v) for v in assigned]
+
+    outputs, pullback, values = jax.vjp(run, x, has_aux=True)
+    for variable, value in zip(assigned, values):  # primal values only
+        variable.assign(value)
+    cotangent = jax.grad(loss_of)(jax.lax.stop_gradient(outputs))
+    (gradient,) = pullback(cotangent)
+    return outputs, gradient
+
+
 def _scale_for_distribution(value):
     """``value`` scaled like Keras scales a loss for distribution.
 
@@ -150,6 +198,12 @@ class MixupE(keras.layers.Layer):
     ``from_logits=False`` the log-probabilities serve as logits, and ``q̂``
     does not change under a constant shift of the logits because
     ``Σy = Σsoftmax = 1``.
+
+    With a ``placement="saliency"`` mixer (gradient saliency) in
+    ``"fast"`` mode on the whole batch, `MixupModel` runs this clean pass
+    once for both: before the mixed pass, and the saliency is the loss
+    gradient of this training-mode pass (dropout active) rather than of a
+    separate inference-mode pass — one forward pass fewer per step.
 
     Args:
         eta: strength of the regularizer (>= 0); the paper tunes it in
@@ -265,7 +319,14 @@ class MixupE(keras.layers.Layer):
         self.scale_tracker.update_state(scale)
         return scale * total
 
-    def penalty(self, model, x, y, sample_weight, seed, partner_weight):
+    def can_share_clean_pass(self):
+        """Whether the clean forward pass can be run by the caller and
+        passed to `penalty` as ``outputs`` (``"fast"`` mode on the whole
+        batch): `MixupModel` then takes the gradient saliency of a
+        ``placement="saliency"`` mixer from the same pass."""
+        return self.mode == "fast" and self.batch_fraction == 1.0
+
+    def penalty(self, model, x, y, sample_weight, seed, partner_weight, outputs=None):
         """``R = partner_weight · mean|qᵢ|`` on the clean batch (float32).
 
         Args:
@@ -275,8 +336,19 @@ class MixupE(keras.layers.Layer):
             seed: the step's ``(2,)`` stateless seed (int64 on TensorFlow,
                 a uint32 key on JAX), for the subset.
             partner_weight: ``E[1 − λ]`` of the mixing site, a scalar.
+            outputs: optional outputs of that clean forward pass (training
+                mode, every site the identity), already computed by the
+                caller and differentiable with respect to the weights; only
+                when `can_share_clean_pass` (fast mode, whole batch). None
+                runs the pass here.
         """
         K = backend.ops()
+        if outputs is not None and not self.can_share_clean_pass():
+            raise ValueError(
+                "MixupE takes the outputs of a clean pass only in mode='fast' "
+                f"on the whole batch (batch_fraction=1); got mode={self.mode!r}, "
+                f"batch_fraction={self.batch_fraction!r}."
+            )
         y = K.convert_to_tensor(_single(y, "label tensors"))
         self._check_classifier(model, y)
         if self.mode == "exact":
@@ -288,15 +360,21 @@ class MixupE(keras.layers.Layer):
         from_logits = self._resolve_from_logits(model)
         clean = MixingScope(model._site_ids)
 
-        def logits_of(inputs):
-            with clean:
-                out = model(inputs, training=True)
+        def as_logits(out):
             out = K.cast(_single(out, "model outputs"), "float32")
             if from_logits:
                 return out
             return K.log(K.maximum(out, 1e-30))
 
-        if self.mode == "fast":
+        def logits_of(inputs):
+            with clean:
+                out = model(inputs, training=True)
+            return as_logits(out)
+
+        if outputs is not None:
+            f = as_logits(outputs)
+            direction = f
+        elif self.mode == "fast":
             f = logits_of(x)
             direction = f  # q̂ = (y − p)ᵀ f = −(p − y)ᵀ f; the sign goes in |·|
         else:

@@ -244,6 +244,152 @@ def test_jvp_in_a_stateless_step_makes_the_forward_pass_updates():
     np.testing.assert_allclose(to_np(df), fd, rtol=2e-2, atol=2e-3)
 
 
+class _CountCalls(keras.layers.Layer):
+    """The identity; counts the forward passes traced through it."""
+
+    calls = 0
+
+    def call(self, x):
+        _CountCalls.calls += 1
+        return x
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
+def saliency_mixupe(net, share=True, **kwargs):
+    """``net`` trained with CutMix placed by gradient saliency plus MixupE;
+    ``share=False`` forces a separate saliency pass."""
+    mm = MixupModel(net, mixer=CutMix(alpha=1.0, placement="saliency"),
+                    regularizer=MixupE(eta=0.5, **kwargs), seed=2)
+    if not share:
+        mm._shares_clean_pass = lambda: False
+    mm.compile(keras.optimizers.SGD(0.5),
+               keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+    return mm
+
+
+def small_cnn(batch_norm=False):
+    """8x8x2 images, 3 classes; no dropout. Without batch normalization a
+    training-mode pass equals an inference-mode one."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((8, 8, 2))
+    h = keras.layers.Conv2D(3, 3, padding="same")(_CountCalls()(inputs))
+    if batch_norm:
+        h = keras.layers.BatchNormalization(momentum=0.5)(h)
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Activation("tanh")(h))
+    return keras.Model(inputs, keras.layers.Dense(3)(h))
+
+
+def saliency_data(n=6):
+    rng = np.random.default_rng(8)
+    return rng.normal(size=(n, 8, 8, 2)).astype("float32"), rng.integers(0, 3, n)
+
+
+def forwards_per_step(mm, x, y):
+    """Forward passes through the model in one traced step (no compiling)."""
+    def step(x, y):
+        with keras.StatelessScope():
+            return mm.mixed_loss(x, y, None)[0]
+
+    _CountCalls.calls = 0
+    if BACKEND == "jax":
+        import jax
+
+        jax.eval_shape(step, x, y)
+    else:
+        import tensorflow as tf
+
+        tf.function(step, autograph=False).get_concrete_function(x, y)
+    return _CountCalls.calls
+
+
+def test_saliency_shares_the_clean_pass_one_forward_fewer():
+    """With a saliency-placed mixer, MixupE's clean pass (fast, whole batch)
+    gives the saliency too: one forward pass fewer per step. The step
+    trains, its MixupE term is the one MixupE computes on its own, and the
+    pass's assignments (batch normalization's moving statistics; on JAX
+    from inside ``jax.vjp``) are made. The step is XLA-compiled."""
+    x, y = saliency_data()
+    mm = saliency_mixupe(small_cnn(batch_norm=True))
+    assert mm._shares_clean_pass()
+    assert not saliency_mixupe(small_cnn(), mode="exact")._shares_clean_pass()
+    assert not saliency_mixupe(small_cnn(), batch_fraction=0.5)._shares_clean_pass()
+    assert forwards_per_step(mm, x, y) == 2  # the clean pass, the mixed pass
+    assert forwards_per_step(saliency_mixupe(small_cnn(), share=False), x, y) == 3
+    # Batch statistics in training mode: the term does not read the moving
+    # ones, so the step's term equals MixupE's own on the same weights.
+    expected = float(mm.regularizer.penalty(
+        mm, x, y, None, as_seed(0), mm.mixer.expected_partner_weight()))
+    moving = [v for v in mm.model.non_trainable_variables if "moving_mean" in v.path]
+    before, weights = to_np(moving[0]), mm.model.get_weights()
+    logs = mm.train_on_batch(x, y, return_dict=True)
+    np.testing.assert_allclose(logs["mixupe_reg"], expected, rtol=1e-5)
+    assert np.isfinite(logs["loss"]) and 0 < logs["mixupe_scale"] < 1
+    assert not np.allclose(to_np(moving[0]), before)
+    assert all(np.isfinite(w).all() for w in mm.model.get_weights())
+    assert not np.allclose(mm.model.get_weights()[0], weights[0])
+
+
+def gradients(fn, variables):
+    """``∂ fn() / ∂ variables`` (JAX: as a train step takes it, through a
+    ``keras.StatelessScope`` over the variables' values)."""
+    if BACKEND == "jax":
+        import jax
+
+        def pure(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn()
+
+        return jax.grad(pure)([v.value for v in variables])
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        value = fn()
+    return tape.gradient(value, variables)
+
+
+def test_shared_clean_pass_gives_the_same_saliency_term_and_gradient():
+    """Without dropout or batch normalization, the saliency of the shared
+    training-mode pass equals the separate inference-mode one, and MixupE's
+    term from its outputs — value and gradient for the weights — equals the
+    term MixupE computes with its own pass."""
+    x, y = saliency_data()
+    mm = saliency_mixupe(small_cnn())
+    y = keras.ops.convert_to_tensor(y)
+    seed, variables = as_seed(0), mm.trainable_variables
+
+    def shared_term():
+        _, outputs = mm._clean_pass_with_saliency(x, y, None)
+        return mm.regularizer.penalty(mm, x, y, None, seed, PARTNER, outputs=outputs)
+
+    def own_term():
+        return mm.regularizer.penalty(mm, x, y, None, seed, PARTNER)
+
+    def both():
+        return (mm._clean_pass_with_saliency(x, y, None)[0], mm._input_saliency(x, y, None),
+                shared_term(), own_term(),
+                gradients(shared_term, variables), gradients(own_term, variables))
+
+    if BACKEND == "jax":
+        both = xla(both)  # one program (eagerly, JAX runs op by op)
+    else:
+        import tensorflow as tf
+
+        both = tf.function(both, autograph=False)
+    shared, separate, reg_shared, reg, grad_shared, grad = both()
+    shared, separate = to_np(shared), to_np(separate)
+    assert shared.shape == (6, 8, 8) and np.ptp(separate) > 1e-3  # not flat
+    np.testing.assert_allclose(shared, separate, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(to_np(reg_shared), to_np(reg), rtol=1e-6)
+    for a, b in zip(grad_shared, grad):
+        assert np.abs(to_np(b)).max() > 0
+        np.testing.assert_allclose(to_np(a), to_np(b), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="mode='fast'"):
+        saliency_mixupe(small_cnn(), mode="exact").regularizer.penalty(
+            mm, x, y, None, seed, PARTNER, outputs=mm(x))
+
+
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_softmax_output_gives_the_same_penalty_as_logits(mode):
     x, y = data()

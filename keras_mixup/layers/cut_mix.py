@@ -66,8 +66,10 @@ class CutMix(MaskedMixing):
             labels) saliency is the image's spectral residual and the box is
             pasted at the same place (SaliencyMix, Uddin et al., 2021). As
             the ``mixer`` of a `MixupModel`, saliency is the gradient of the
-            loss with respect to the input (one extra backward pass on the
-            clean batch, in inference mode), and the partner's region is
+            loss with respect to the input (one extra forward and backward
+            pass on the clean batch, in inference mode; with MixupE in
+            "fast" mode on the whole batch, the backward of MixupE's clean
+            training-mode pass instead), and the partner's region is
             pasted where it covers the least of the example's own saliency
             (PuzzleMix's signal, Kim et al., 2020, without its transport).
             Saliency is read on blocks of ``f × f`` pixels (``f = 1`` up to
