@@ -154,11 +154,6 @@ def max_pool(x, size):
     return ops.max_pool(x, tuple(size), strides=1, padding="same", data_format="channels_last")
 
 
-def mean_pool(x, size):
-    # Keras' "same" average excludes the padding from the count.
-    return ops.average_pool(x, tuple(size), strides=1, padding="same", data_format="channels_last")
-
-
 def argmax(x, axis=-1):
     return ops.cast(ops.argmax(x, axis=axis), "int32")
 

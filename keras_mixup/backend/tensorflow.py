@@ -123,12 +123,6 @@ def max_pool(x, size):
     return tf.nn.max_pool(x, ksize=size, strides=1, padding="SAME")
 
 
-def mean_pool(x, size):
-    """Mean over a ``size`` window (stride 1, "same" padding, the padding
-    left out of the count) of a channels-last ``(B, *spatial, C)`` tensor."""
-    return tf.nn.avg_pool(x, ksize=size, strides=1, padding="SAME")
-
-
 def argmax(x, axis=-1):
     return tf.math.argmax(x, axis=axis, output_type=tf.int32)
 

@@ -23,6 +23,19 @@ import numpy as np
 from keras_mixup import backend
 
 
+def _band(n, radius):
+    """``(n, n)`` float32: row ``i`` averages entries ``|i - j| <= radius``
+    (a NumPy constant for a static ``n``)."""
+    if isinstance(n, int):
+        pos = np.arange(n)
+        near = (np.abs(pos[:, None] - pos[None, :]) <= radius).astype("float64")
+        return near / near.sum(axis=1, keepdims=True)
+    K = backend.ops()
+    pos = K.range(n, dtype="int32")
+    near = K.cast(K.abs(K.expand_dims(pos, 1) - K.expand_dims(pos, 0)) <= radius, "float32")
+    return near / K.reduce_sum(near, axis=1, keepdims=True)
+
+
 def _transposed(m):
     if isinstance(m, np.ndarray):
         return m.T.astype("float32")
@@ -31,29 +44,26 @@ def _transposed(m):
 
 def _filter(x, rows, cols):
     """``rows · x[b] · colsᵀ`` for each ``(H, W)`` map of ``x`` ``(B, H, W)``
-    (``None``: that axis as it is): two matrix products with the batch folded into their rows (one large
-    product each, where a batch of small ones ran several times slower on
-    CPU)."""
+    (``None``: that axis as it is): two matrix products with the batch
+    folded into their rows (one large product each, where a batch of small
+    ones ran several times slower on CPU)."""
     K = backend.ops()
     height, width = backend.dim(x, 1), backend.dim(x, 2)
     if cols is not None:
-        width = cols.shape[0]
-        x = K.reshape(K.matmul(K.reshape(x, [-1, backend.dim(x, 2)]), _transposed(cols)), [-1, height, width])
+        x = K.matmul(K.reshape(x, [-1, width]), _transposed(cols))
+        width = backend.dim(cols, 0)
+        x = K.reshape(x, [-1, height, width])
     if rows is None:
         return x
     x = K.reshape(K.transpose(x, [0, 2, 1]), [-1, height])
-    x = K.reshape(K.matmul(x, _transposed(rows)), [-1, width, rows.shape[0]])
+    x = K.reshape(K.matmul(x, _transposed(rows)), [-1, width, backend.dim(rows, 0)])
     return K.transpose(x, [0, 2, 1])
 
 
 def box_filter(x, radius):
     """Mean over a ``(2r + 1) × (2r + 1)`` window of ``(B, H, W)`` maps
-    (windows cut at the edges): a mean pool along each axis (a few adds
-    per value, where a product with a band matrix costs the map's side)."""
-    K = backend.ops()
-    k = 2 * int(radius) + 1
-    x = K.expand_dims(x, 3)
-    return K.mean_pool(K.mean_pool(x, [k, 1]), [1, k])[..., 0]
+    (windows cut at the edges), as two matrix products."""
+    return _filter(x, _band(backend.dim(x, 1), radius), _band(backend.dim(x, 2), radius))
 
 
 def smoothing_radius(height, width):
@@ -63,8 +73,13 @@ def smoothing_radius(height, width):
 
 
 def smooth(x):
-    """Two passes of `box_filter` at `smoothing_radius`."""
-    r = smoothing_radius(backend.dim(x, 1), backend.dim(x, 2))
+    """Two passes of `box_filter` at `smoothing_radius`: for static sizes,
+    one product per axis with the band matrix squared."""
+    height, width = backend.dim(x, 1), backend.dim(x, 2)
+    r = smoothing_radius(height, width)
+    rows, cols = _band(height, r), _band(width, r)
+    if isinstance(rows, np.ndarray) and isinstance(cols, np.ndarray):
+        return _filter(x, rows @ rows, cols @ cols)
     return box_filter(box_filter(x, r), r)
 
 
