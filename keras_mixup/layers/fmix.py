@@ -212,14 +212,21 @@ def fourier_field(grid, batch, seed, decay_power):
         return K.fft2_real(noise[0] * scale, noise[1] * scale)
     cy, sy, iy = _waves(grid[0], m)
     cx, sx, ix = _waves(grid[1], m)
-    scale = K.convert_to_tensor(scale[np.ix_(iy, ix)])
-    noise = hash_normal([2, batch, len(iy), len(ix)], seed)
-    re, im = noise[0] * scale, noise[1] * scale  # (B, Ky, Kx)
-    # Re[(cy + i·sy) (re + i·im) (cx + i·sx)ᵀ], the sign of the exponent
-    # being immaterial for noise symmetric in distribution.
-    rows_re = K.matmul(cy, re) - K.matmul(sy, im)  # (B, Gy, Kx)
-    rows_im = K.matmul(cy, im) + K.matmul(sy, re)
-    return K.matmul(rows_re, cx.T) - K.matmul(rows_im, sx.T)
+    ky, kx = len(iy), len(ix)
+    # Re[(cy + i·sy) (re + i·im) (cx + i·sx)ᵀ] for each example (the sign
+    # of the exponent is immaterial for noise symmetric in distribution),
+    # as two single matrix products with the batch folded in: the noise is
+    # drawn as [re; im] (2·Ky, B·Kx), and
+    #   [rows_re; rows_im] = [[cy, −sy], [sy, cy]] · [re; im],
+    #   field = [rows_re, rows_im] · [cx, −sx]ᵀ.
+    scale = scale[np.ix_(iy, ix)][:, None, :]  # (Ky, 1, Kx)
+    noise = hash_normal([2, ky, batch, kx], seed) * K.convert_to_tensor(scale)
+    left = np.block([[cy, -sy], [sy, cy]])  # (2·Gy, 2·Ky)
+    rows = K.matmul(K.convert_to_tensor(left), K.reshape(noise, [2 * ky, -1]))
+    rows = K.transpose(K.reshape(rows, [2, grid[0], batch, kx]), [2, 1, 0, 3])
+    right = np.concatenate([cx.T, -sx.T], axis=0)  # (2·Kx, Gx)
+    field = K.matmul(K.reshape(rows, [-1, 2 * kx]), K.convert_to_tensor(right))
+    return K.reshape(field, [batch, grid[0], grid[1]])
 
 
 def _finer_power(sizes, f, decay_power):
