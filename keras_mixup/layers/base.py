@@ -23,7 +23,7 @@ from keras_mixup.layers.sites import SiteMixing, current_scope
 from keras_mixup.layers.state import MixingState
 from keras_mixup.ops import boxes as box_ops
 from keras_mixup.ops import labels as label_ops
-from keras_mixup.ops.mixing import blend, blend_ways, per_example
+from keras_mixup.ops.mixing import blend, blend_values, blend_ways, per_example
 from keras_mixup.ops.pairing import (
     LABEL_AWARE,
     NEAREST,
@@ -548,9 +548,24 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         # example reaches only the pixels it gives its partner.
         select = "mask" in plan
         return [
-            blend(t, plan["index"], w, select=select, source=s)
+            self._blend_one(plan, t, w, s, select)
             for t, w, s in zip(leaves, self._leaf_weights(plan, leaves), sources)
         ]
+
+    def _blend_one(self, plan, t, weight, source=None, select=False, nearest=False):
+        """One tensor blended with its partner: ``t[index]`` (or
+        ``source[index]``), or the view `_partner_view` gives."""
+        view = self._partner_view(t if source is None else source, plan, nearest=nearest)
+        if view is None:
+            return blend(t, plan["index"], weight, select=select, source=source)
+        return blend_values(t, view, weight, select=select)
+
+    def _partner_view(self, t, plan, nearest=False):
+        """The partner values each position of ``t`` reads, ``t``'s shape,
+        when they are not ``t[index]`` at the same position (a region
+        pasted elsewhere, a resized partner; ``nearest`` for integer
+        segmentation maps), else None."""
+        return None
 
     def mix_inputs(self, plan, inputs, source=None):
         """Applies a plan to the inputs (a tensor or a nest of tensors);
@@ -597,7 +612,9 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
                 out["segmentation_masks"] = self._mix_targets(plan, seg)
             else:
                 weight = self._mask_for(mask, backend.rank(seg))
-                out["segmentation_masks"] = blend(seg, plan["index"], weight, select=True)
+                out["segmentation_masks"] = self._blend_one(
+                    plan, seg, weight, select=True, nearest=not backend.is_float(seg)
+                )
         return out
 
     def _mask_for(self, mask, rank):

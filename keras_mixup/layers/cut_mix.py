@@ -352,30 +352,6 @@ class CutMix(MaskedMixing):
             partner = K.take_axis(partner, rows, axis)
         return partner
 
-    def _blend_leaves(self, plan, leaves, sources=None):
-        sources = sources or [None] * len(leaves)
-        views = [self._partner_view(t if s is None else s, plan) for t, s in zip(leaves, sources)]
-        if all(v is None for v in views):
-            return super()._blend_leaves(plan, leaves, sources)
-        K = backend.ops()
-        return [K.where(plan["mask"] > 0.5, t, v) for t, v in zip(leaves, views)]
-
-    def apply_plan(self, plan, data):
-        segmentation = data.get("segmentation_masks")
-        view = None
-        if segmentation is not None and self.mix != "inputs":
-            view = self._partner_view(
-                segmentation, plan, nearest=not backend.is_float(segmentation)
-            )
-        if view is None:
-            return super().apply_plan(plan, data)
-        out = super().apply_plan(
-            plan, {k: v for k, v in data.items() if k != "segmentation_masks"}
-        )
-        mask = self._mask_for(plan["mask"], backend.rank(segmentation))
-        out["segmentation_masks"] = backend.ops().where(mask > 0.5, segmentation, view)
-        return out
-
     def _sizes(self, inputs):
         return [backend.dim(inputs, a) for a in self._spatial_axes(backend.rank(inputs))]
 

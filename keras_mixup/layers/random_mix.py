@@ -350,33 +350,6 @@ class RandomMix(BaseMixingLayer):
             view = K.where(per_example(whole, backend.rank(t)), view, warped)
         return view
 
-    def _blend_leaves(self, plan, leaves, sources=None):
-        sources = sources or [None] * len(leaves)
-        views = [self._partner_view(t if s is None else s, plan) for t, s in zip(leaves, sources)]
-        if all(v is None for v in views):
-            return super()._blend_leaves(plan, leaves, sources)
-        return [
-            _blend_view(t, v, w)
-            for t, v, w in zip(leaves, views, self._leaf_weights(plan, leaves))
-        ]
-
-    def apply_plan(self, plan, data):
-        segmentation = data.get("segmentation_masks")
-        view = None
-        if segmentation is not None and self.mix != "inputs":
-            # Integer masks are resized by nearest neighbour, as ResizeMix's.
-            view = self._partner_view(
-                segmentation, plan, nearest=not backend.is_float(segmentation)
-            )
-        if view is None:
-            return super().apply_plan(plan, data)
-        out = super().apply_plan(
-            plan, {k: v for k, v in data.items() if k != "segmentation_masks"}
-        )
-        weight = self._mask_for(plan["mask"], backend.rank(segmentation))
-        out["segmentation_masks"] = _blend_view(segmentation, view, weight)
-        return out
-
 
 def _spatial_axes(data_format, rank, k):
     """The ``k`` spatial axes of a tensor of this rank (one without the
@@ -384,19 +357,6 @@ def _spatial_axes(data_format, rank, k):
     if data_format == "channels_last" or rank == k + 1:
         return tuple(range(1, k + 1))
     return tuple(range(2, k + 2))
-
-
-def _blend_view(t, partner, weight):
-    """``weight·t + (1 − weight)·partner`` with the partner given (a view),
-    copied where the weight is 0 or 1 (as `keras_mixup.ops.blend` with
-    ``select=True``; integer data copied by the 0/1 mask)."""
-    K = backend.ops()
-    dtype = backend.dtype_name(t)
-    if not keras.backend.is_float_dtype(dtype):
-        return K.where(K.cast(weight, "float32") > 0.5, t, partner)
-    weight = K.cast(weight, dtype)
-    mixed = weight * t + (1 - weight) * partner
-    return K.where(weight >= 1, t, K.where(weight <= 0, partner, mixed))
 
 
 def _resamples(m):

@@ -54,8 +54,15 @@ def blend(x, index, weight, select=False, source=None):
     weight = K.convert_to_tensor(weight)
     source = x if source is None else K.convert_to_tensor(source)
     check_plan_shapes(x, index, weight, source)
+    return blend_values(x, K.gather(source, index), weight, select)
+
+
+def blend_values(x, partner, weight, select=False):
+    """`blend` with the partner's values given (``x``'s shape): for a
+    partner read elsewhere than at the same positions (a region pasted
+    elsewhere, a resized partner)."""
+    K = backend.ops()
     dtype = backend.dtype_name(x)
-    partner = K.gather(source, index)
     if not keras.backend.is_float_dtype(dtype):
         return K.where(K.cast(weight, "float32") > 0.5, x, partner)
     weight = K.cast(weight, dtype)
