@@ -343,3 +343,14 @@ def test_bernoulli_mask_rate_and_independence():
     flat = np.asarray(keras.ops.convert_to_numpy(mask)).reshape(-1).astype(float)
     for lag in (1, 2, 3):  # the two halves of one hash, and the next hashes
         assert abs(np.corrcoef(flat[:-lag], flat[lag:])[0, 1]) < 4 / np.sqrt(flat.size)
+
+
+def test_hash_normal_pair_gives_two_independent_normals():
+    from keras_mixup.ops.random import hash_normal_pair
+
+    re, im = (np.asarray(keras.ops.convert_to_numpy(t)).ravel()
+              for t in hash_normal_pair([100, 200], ops.as_seed(0)))
+    for z in (re, im):
+        assert scipy.stats.kstest(z, "norm").pvalue > 1e-3
+    assert abs(np.corrcoef(re, im)[0, 1]) < 4 / np.sqrt(re.size)
+    assert abs(np.corrcoef(re ** 2, im ** 2)[0, 1]) < 4 * np.sqrt(2) / np.sqrt(re.size)

@@ -31,6 +31,7 @@ log1p = ops.log1p
 exp = ops.exp
 sqrt = ops.sqrt
 cos = ops.cos
+sin = ops.sin
 abs = ops.abs  # noqa: A001
 sigmoid = ops.sigmoid
 floor = ops.floor

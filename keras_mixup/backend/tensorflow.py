@@ -31,6 +31,7 @@ exp = tf.exp
 sqrt = tf.sqrt
 rsqrt = tf.math.rsqrt
 cos = tf.cos
+sin = tf.sin
 abs = tf.abs  # noqa: A001
 sigmoid = tf.math.sigmoid
 softmax = tf.nn.softmax

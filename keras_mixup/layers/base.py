@@ -558,6 +558,10 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
         view = self._partner_view(t if source is None else source, plan, nearest=nearest)
         if view is None:
             return blend(t, plan["index"], weight, select=select, source=source)
+        return self._blend_view(t, view, weight, select)
+
+    def _blend_view(self, t, view, weight, select):
+        """``t`` blended with a partner view (weights may be fractional)."""
         return blend_values(t, view, weight, select=select)
 
     def _partner_view(self, t, plan, nearest=False):

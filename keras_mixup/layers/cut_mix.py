@@ -352,6 +352,12 @@ class CutMix(MaskedMixing):
             partner = K.take_axis(partner, rows, axis)
         return partner
 
+    def _blend_view(self, t, view, weight, select):
+        # A cut's mask is 0 or 1: one select, which keeps a costly view (a
+        # resized partner) to one use per value under XLA (the blend's
+        # three uses ran ResizeMix 1.5x slower).
+        return backend.ops().where(weight > 0.5, t, view)
+
     def _sizes(self, inputs):
         return [backend.dim(inputs, a) for a in self._spatial_axes(backend.rank(inputs))]
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from keras_mixup import backend
 from keras_mixup.layers.masked import MaskedMixing
-from keras_mixup.ops.random import hash_normal
+from keras_mixup.ops.random import hash_normal_pair
 from keras_mixup.ops.saliency import block_factor
 
 
@@ -207,9 +207,9 @@ def fourier_field(grid, batch, seed, decay_power):
     m = _band_limit(grid, decay_power)
     scale = fourier_scale(grid, decay_power)
     if m is None:
-        noise = hash_normal([2, batch, *grid], seed)
+        re, im = hash_normal_pair([batch, *grid], seed)
         scale = K.convert_to_tensor(scale)
-        return K.fft2_real(noise[0] * scale, noise[1] * scale)
+        return K.fft2_real(re * scale, im * scale)
     cy, sy, iy = _waves(grid[0], m)
     cx, sx, ix = _waves(grid[1], m)
     ky, kx = len(iy), len(ix)
@@ -220,7 +220,7 @@ def fourier_field(grid, batch, seed, decay_power):
     #   [rows_re; rows_im] = [[cy, −sy], [sy, cy]] · [re; im],
     #   field = [rows_re, rows_im] · [cx, −sx]ᵀ.
     scale = scale[np.ix_(iy, ix)][:, None, :]  # (Ky, 1, Kx)
-    noise = hash_normal([2, ky, batch, kx], seed) * K.convert_to_tensor(scale)
+    noise = K.stack(hash_normal_pair([ky, batch, kx], seed)) * K.convert_to_tensor(scale)
     left = np.block([[cy, -sy], [sy, cy]])  # (2·Gy, 2·Ky)
     rows = K.matmul(K.convert_to_tensor(left), K.reshape(noise, [2 * ky, -1]))
     rows = K.transpose(K.reshape(rows, [2, grid[0], batch, kx]), [2, 1, 0, 3])

@@ -592,3 +592,15 @@ def hash_normal(shape, seed):
     """Standard normal floats from `hash_bits` (Box-Muller)."""
     b = hash_bits([2, *shape], seed)
     return _box_muller(b[0], b[1])
+
+
+def hash_normal_pair(shape, seed):
+    """Two independent arrays of standard normal floats, the cosine and
+    sine halves of one Box-Muller draw (half the hashes and logarithms of
+    two `hash_normal` calls): the real and imaginary parts of complex
+    Gaussian noise."""
+    K = backend.ops()
+    b = hash_bits([2, *shape], seed)
+    radius = K.sqrt(-2.0 * K.log(1.0 - _unit(b[0])))
+    angle = (2.0 * math.pi) * _unit(b[1])
+    return radius * K.cos(angle), radius * K.sin(angle)
