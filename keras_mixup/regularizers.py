@@ -73,23 +73,36 @@ class _RecordingScope(keras.StatelessScope):
         self.assigned[id(update[0])] = update[0]
 
 
-def _jax_jvp(fn, x, tangent, variables):
-    import jax
-
+def _recorded(fn, variables):
+    """``fn`` made safe to transform with JAX (``jax.jvp``, ``jax.vjp``):
+    ``run(x)`` calls it in a nested `_RecordingScope` over ``variables``
+    and returns ``(fn(x), the values it assigned)`` (the values as an
+    auxiliary output); ``assign(values)`` then assigns those, as a plain
+    forward pass would have."""
     # Read in the enclosing scope (the train step's, or none): traced or
-    # concrete values, but never JVP tracers.
+    # concrete values, but never the transformation's tracers.
     mapping = [(v, v.value) for v in variables]
     assigned = []
 
     def run(inputs):
         with _RecordingScope(mapping) as scope:
-            f = fn(inputs)
+            out = fn(inputs)
         assigned[:] = scope.assigned.values()
-        return f, [scope.get_current_value(v) for v in assigned]
+        return out, [scope.get_current_value(v) for v in assigned]
 
+    def assign(values):
+        for variable, value in zip(assigned, values):  # primal values only
+            variable.assign(value)
+
+    return run, assign
+
+
+def _jax_jvp(fn, x, tangent, variables):
+    import jax
+
+    run, assign = _recorded(fn, variables)
     f, df, values = jax.jvp(run, (x,), (tangent,), has_aux=True)
-    for variable, value in zip(assigned, values):  # primal values only
-        variable.assign(value)
+    assign(values)
     return f, df
 
 
@@ -124,18 +137,9 @@ def forward_with_input_gradient(forward, x, loss_of, variables=()):
 def _jax_forward_with_input_gradient(forward, x, loss_of, variables):
     import jax
 
-    mapping = [(v, v.value) for v in variables]
-    assigned = []
-
-    def run(inputs):
-        with _RecordingScope(mapping) as scope:
-            outputs = forward(inputs)
-        assigned[:] = scope.assigned.values()
-        return outputs, [scope.get_current_value(v) for v in assigned]
-
+    run, assign = _recorded(forward, variables)
     outputs, pullback, values = jax.vjp(run, x, has_aux=True)
-    for variable, value in zip(assigned, values):  # primal values only
-        variable.assign(value)
+    assign(values)
     cotangent = jax.grad(loss_of)(jax.lax.stop_gradient(outputs))
     (gradient,) = pullback(cotangent)
     return outputs, gradient

@@ -481,10 +481,14 @@ def hash_bits(shape, seed, shared_axes=()):
     the shape without them, broadcast).
     """
     K = backend.ops()
-    key = K.bits([2], as_seed(seed))
-    h = _fmix(_counter(shape, shared_axes) * _GOLDEN + key[0])
-    h = _fmix(K.bitwise_xor(h, key[1]))
-    return K.reshape(h, shape)
+    return K.reshape(_hashed(_counter(shape, shared_axes), K.bits([2], as_seed(seed))), shape)
+
+
+def _hashed(index, key):
+    """`hash_bits`' bits of int32 positions ``index`` under a two-word
+    ``key``: murmur3's finalizer keyed by each word in turn."""
+    K = backend.ops()
+    return _fmix(K.bitwise_xor(_fmix(index * _GOLDEN + key[0]), key[1]))
 
 
 def _counter(shape, shared_axes=()):
@@ -558,9 +562,6 @@ def bernoulli_mask(shape, p, seed, shared_axes=()):
     pairs = -(-n // 2)
     key = K.bits([2], as_seed(seed))
 
-    def hashed(index):
-        return _fmix(K.bitwise_xor(_fmix(index * _GOLDEN + key[0]), key[1]))
-
     def halves(h):
         return K.bitwise_and(h, 0xFFFF), _shift_right(h, 16)
 
@@ -570,9 +571,9 @@ def bernoulli_mask(shape, p, seed, shared_axes=()):
     else:  # pairs do not straddle examples: the last one has one draw
         b, j = draw // n, draw % n
         pair, high = b * pairs + j // 2, (j % 2) > 0
-    low_u, high_u = halves(hashed(pair))
+    low_u, high_u = halves(_hashed(pair, key))
     mask = K.reshape(K.where(high, high_u, low_u), shape) < per_value
-    low_u, high_u = halves(K.reshape(hashed(K.range(batch * pairs, dtype="int32")), [batch, pairs]))
+    low_u, high_u = halves(K.reshape(_hashed(K.range(batch * pairs, dtype="int32"), key), [batch, pairs]))
     t = K.expand_dims(threshold, 1)
     hits = K.cast(low_u < t, "int32")
     high_hits = K.cast(high_u < t, "int32")
