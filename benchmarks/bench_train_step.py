@@ -31,7 +31,8 @@ Rows (every model starts from the same weights):
   ``placement="saliency"``: one more forward and backward pass (to the
   input) on the clean batch, the saliency maps, the box search;
 - ``input CutMix, gradient saliency + MixupE fast``: the saliency row plus
-  ``regularizer=MixupE(eta=1e-3)`` (fast mode, whole batch): MixupE's clean
+  ``regularizer=MixupE(eta=1e-3)`` (fast mode, whole batch; exact mode
+  shares it too): MixupE's clean
   forward pass (training mode) also gives the saliency, so the step has one
   clean forward pass, its backward to the input and, for MixupE's term, to
   the weights — not the two clean passes of the saliency and MixupE rows

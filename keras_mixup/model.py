@@ -19,7 +19,7 @@ from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.mixing import blend, blend_ways, partner_columns, per_example
 from keras_mixup.ops.pairing import class_ids
 from keras_mixup.ops.random import check_seed, check_weights, choose, fold_seed
-from keras_mixup.regularizers import MixupE, forward_with_input_gradient
+from keras_mixup.regularizers import MixupE
 
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 
@@ -128,13 +128,13 @@ class MixupModel(keras.Model):
         seed: int seed of the mixing stream; None draws one.
         regularizer: optional `keras_mixup.MixupE`, which adds the
             first-order term of mixup's implicit regularizer to the loss.
-            With a ``placement="saliency"`` mixer and MixupE in ``"fast"``
-            mode on the whole batch, one clean forward pass serves both:
-            the gradient saliency is then ``|∂L/∂x|`` of MixupE's
-            training-mode pass (dropout active, batch normalization on the
-            batch statistics) instead of a separate inference-mode pass —
-            the same maps for a model without such layers, one forward
-            pass fewer per step.
+            With a ``placement="saliency"`` mixer and MixupE on the whole
+            batch (``batch_fraction=1``, ``"fast"`` or ``"exact"`` mode),
+            one clean forward pass serves both: the gradient saliency is
+            then ``|∂L/∂x|`` of MixupE's training-mode pass (dropout
+            active, batch normalization on the batch statistics) instead
+            of a separate inference-mode pass — the same maps for a model
+            without such layers, one forward pass fewer per step.
         **kwargs: ``keras.Model`` arguments such as ``name``.
 
     Example:
@@ -489,9 +489,9 @@ class MixupModel(keras.Model):
                 None if sample_weight is None
                 else keras.tree.map_structure(scope.gather_all, sample_weight),
             )
-        clean_outputs = None
+        clean = None
         if self._shares_clean_pass():
-            scope.saliency, clean_outputs = self._clean_pass_with_saliency(
+            scope.saliency, clean = self._clean_pass_with_saliency(
                 x, y, sample_weight
             )
         else:
@@ -506,7 +506,7 @@ class MixupModel(keras.Model):
         if self.regularizer is not None:
             reg = self.regularizer.penalty(
                 self, x, y, sample_weight, seed, self._partner_weight(scope.choice),
-                outputs=clean_outputs,
+                clean=clean,
             )
             loss = self.regularizer.combine(loss, reg)
         return loss, y_pred, y_metric, weights
@@ -517,8 +517,9 @@ class MixupModel(keras.Model):
 
     def _shares_clean_pass(self):
         """Whether one clean forward pass gives both MixupE's term and the
-        gradient saliency: a saliency-placed site, and a MixupE in
-        ``"fast"`` mode on the whole batch (``batch_fraction=1``)."""
+        gradient saliency: a saliency-placed site, and a MixupE that can
+        share its clean pass (on the whole batch, ``batch_fraction=1``,
+        in either mode)."""
         return (
             self.regularizer is not None
             and self.regularizer.can_share_clean_pass()
@@ -555,8 +556,8 @@ class MixupModel(keras.Model):
         ``placement="saliency"``: ``|∂L/∂x|`` (the compiled loss, the model
         in inference mode, no mixing), summed over channels and smoothed.
         One extra forward and backward pass; None when no site needs it.
-        (With MixupE in ``"fast"`` mode on the whole batch, MixupE's pass
-        gives it instead: `_clean_pass_with_saliency`.)"""
+        (With MixupE on the whole batch, MixupE's clean pass gives it
+        instead: `_clean_pass_with_saliency`.)"""
         if not self._saliency_sites():
             return None
         K = backend.ops()
@@ -571,31 +572,26 @@ class MixupModel(keras.Model):
     def _clean_pass_with_saliency(self, x, y, sample_weight):
         """One clean forward pass for both MixupE and the gradient saliency.
 
-        Runs the model on the unmixed batch in *training* mode with every
-        site as the identity (MixupE's pass) and returns ``(saliency,
-        outputs)``: the saliency maps from ``|∂L/∂x|`` of that same pass
-        (the compiled loss; stopped gradient), and the outputs, which stay
-        differentiable with respect to the weights for MixupE's term. This
-        saves the separate inference-mode pass of `_input_saliency`; the
-        saliency then sees dropout active and batch normalization on the
-        batch's statistics (equal to the inference-mode saliency for a
-        model without such layers).
+        MixupE runs its clean pass (`MixupE.clean_pass`: the unmixed batch
+        in *training* mode with every site as the identity; in ``"exact"``
+        mode with its Jacobian-vector product) and also gives ``∂L/∂x`` of
+        the compiled loss on that pass's outputs. Returns ``(saliency,
+        clean)``: the saliency maps from that gradient (stopped gradient),
+        and the `CleanPass` for ``MixupE.penalty(..., clean=clean)``,
+        differentiable with respect to the weights. This saves the
+        separate inference-mode pass of `_input_saliency`; the saliency
+        then sees dropout active and batch normalization on the batch's
+        statistics (equal to the inference-mode saliency for a model
+        without such layers).
         """
         K = backend.ops()
         images = self._saliency_images(x)
-        clean = MixingScope(self._site_ids)
-
-        def forward(inputs):
-            with clean:
-                return self(inputs, training=True)
 
         def loss_of(outputs):
             return K.cast(self._compile_loss(y, outputs, sample_weight), "float32")
 
-        outputs, gradient = forward_with_input_gradient(
-            forward, images, loss_of, self.variables
-        )
-        return self._saliency_of(gradient), outputs
+        clean, gradient = self.regularizer.clean_pass(self, images, loss_of)
+        return self._saliency_of(gradient), clean
 
     def train_step(self, *args):
         # Keras calls train_step(data) on TensorFlow and

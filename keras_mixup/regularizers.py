@@ -1,5 +1,6 @@
 """MixupE: mixup plus the first-order term of its implicit regularizer."""
 
+import collections
 import numbers
 
 import keras
@@ -11,6 +12,16 @@ from keras_mixup.ops.labels import is_class_ids
 from keras_mixup.ops.random import fold_seed, random_permutation
 
 _MODES = ("fast", "exact")
+
+
+class CleanPass(collections.namedtuple("CleanPass", ["logits", "direction"])):
+    """What MixupE's clean forward pass gives `MixupE.penalty`: the logits
+    ``f`` of the clean batch and the derivative that ``(softmax(f) − y)``
+    is projected on — ``f`` itself in ``"fast"`` mode, the
+    Jacobian-vector product ``J_f(x)(x̄ − x)`` in ``"exact"`` mode. Both
+    stay differentiable with respect to the weights."""
+
+    __slots__ = ()
 
 
 def _single(value, what):
@@ -49,16 +60,59 @@ def _jvp(fn, x, tangent, variables=()):
     """
     if backend.keras_backend() == "jax":
         return _jax_jvp(fn, x, tangent, variables)
+    f, direction, _ = _tf_double_backward(lambda inputs: (fn(inputs), None), x, tangent)
+    return f, direction
+
+
+def jvp_with_input_gradient(fn, x, tangent, variables=()):
+    """`_jvp` that also gives an input gradient, from the same forward pass.
+
+    ``fn(x)`` returns a pair ``(f, loss)``, ``loss`` a scalar; the result is
+    ``(f, J_f(x)·tangent, ∂loss/∂x)``. ``f`` and the Jacobian-vector
+    product stay differentiable with respect to the weights, exactly as
+    from `_jvp`; the input gradient is for reading only (e.g. saliency) and
+    comes with its gradient stopped.
+
+    On TensorFlow, the double-backward trick of `_jvp` with one backward
+    pass for both: the gradient of ``[f, loss]`` with respect to ``x``
+    under the output gradients ``[u, 1]`` is ``J_fᵀu + ∂loss/∂x``, which
+    is ``∂loss/∂x`` at ``u = 0``, and its gradient with respect to ``u``
+    along ``tangent`` is still ``J_f·tangent`` (``∂loss/∂x`` does not
+    depend on ``u``).
+
+    On JAX, ``jax.linearize`` runs the forward pass once and gives its
+    linear map ``t ↦ (J_f·t, J_loss·t)``: applied to ``tangent`` it gives
+    the Jacobian-vector product, and its transpose (``jax.linear_transpose``)
+    applied to 1 gives ``∂loss/∂x``. As in `_jvp`, ``fn`` runs in a nested
+    ``keras.StatelessScope`` over ``variables`` (every variable it reads),
+    and the values it assigns are assigned after it with their primal
+    values.
+    """
+    if backend.keras_backend() == "jax":
+        return _jax_jvp_with_input_gradient(fn, x, tangent, variables)
+    return _tf_double_backward(fn, x, tangent)
+
+
+def _tf_double_backward(fn, x, tangent):
+    """TensorFlow's `_jvp` and `jvp_with_input_gradient`: ``fn(x)`` returns
+    ``(f, loss)`` or ``(f, None)``; returns ``(f, J_f·tangent,
+    ∂loss/∂x or None)``."""
     import tensorflow as tf
 
     with tf.GradientTape() as along_u:
         with tf.GradientTape() as along_x:
             along_x.watch(x)
-            f = fn(x)
+            f, loss = fn(x)
         u = tf.zeros_like(f)
         along_u.watch(u)
-        vjp = along_x.gradient(f, x, output_gradients=u)
-    return f, along_u.gradient(vjp, u, output_gradients=tangent)
+        if loss is None:
+            vjp = along_x.gradient(f, x, output_gradients=u)
+        else:  # J_fᵀu + ∂loss/∂x: one backward pass
+            vjp = along_x.gradient(
+                [f, loss], x, output_gradients=[u, tf.ones_like(loss)]
+            )
+    direction = along_u.gradient(vjp, u, output_gradients=tangent)
+    return f, direction, None if loss is None else tf.stop_gradient(vjp)
 
 
 class _RecordingScope(keras.StatelessScope):
@@ -74,7 +128,8 @@ class _RecordingScope(keras.StatelessScope):
 
 
 def _recorded(fn, variables):
-    """``fn`` made safe to transform with JAX (``jax.jvp``, ``jax.vjp``):
+    """``fn`` made safe to transform with JAX (``jax.jvp``, ``jax.vjp``,
+    ``jax.linearize``):
     ``run(x)`` calls it in a nested `_RecordingScope` over ``variables``
     and returns ``(fn(x), the values it assigned)`` (the values as an
     auxiliary output); ``assign(values)`` then assigns those, as a plain
@@ -104,6 +159,19 @@ def _jax_jvp(fn, x, tangent, variables):
     f, df, values = jax.jvp(run, (x,), (tangent,), has_aux=True)
     assign(values)
     return f, df
+
+
+def _jax_jvp_with_input_gradient(fn, x, tangent, variables):
+    import jax
+
+    run, assign = _recorded(fn, variables)
+    (f, loss), linear, values = jax.linearize(run, x, has_aux=True)
+    assign(values)
+    direction = linear(tangent)[0]
+    (gradient,) = jax.linear_transpose(lambda t: linear(t)[1], x)(
+        jax.numpy.ones_like(loss)
+    )
+    return f, direction, jax.lax.stop_gradient(gradient)
 
 
 def forward_with_input_gradient(forward, x, loss_of, variables=()):
@@ -203,11 +271,15 @@ class MixupE(keras.layers.Layer):
     does not change under a constant shift of the logits because
     ``Σy = Σsoftmax = 1``.
 
-    With a ``placement="saliency"`` mixer (gradient saliency) in
-    ``"fast"`` mode on the whole batch, `MixupModel` runs this clean pass
-    once for both: before the mixed pass, and the saliency is the loss
-    gradient of this training-mode pass (dropout active) rather than of a
-    separate inference-mode pass — one forward pass fewer per step.
+    With a ``placement="saliency"`` mixer (gradient saliency) and MixupE on
+    the whole batch (``batch_fraction=1``, either mode), `MixupModel` runs
+    this clean pass once for both (`clean_pass`): before the mixed pass,
+    and the saliency is the loss gradient of this training-mode pass
+    (dropout active) rather than of a separate inference-mode pass — one
+    forward pass fewer per step. In ``"exact"`` mode the Jacobian-vector
+    product and the loss gradient come from that one forward pass (one
+    backward pass for both on TensorFlow; ``jax.linearize`` and its
+    transpose on JAX).
 
     Args:
         eta: strength of the regularizer (>= 0); the paper tunes it in
@@ -324,13 +396,46 @@ class MixupE(keras.layers.Layer):
         return scale * total
 
     def can_share_clean_pass(self):
-        """Whether the clean forward pass can be run by the caller and
-        passed to `penalty` as ``outputs`` (``"fast"`` mode on the whole
-        batch): `MixupModel` then takes the gradient saliency of a
-        ``placement="saliency"`` mixer from the same pass."""
-        return self.mode == "fast" and self.batch_fraction == 1.0
+        """Whether `clean_pass` can run MixupE's clean pass ahead of
+        `penalty` and also give an input gradient: on the whole batch
+        (``batch_fraction=1``), in either mode. `MixupModel` then takes the
+        gradient saliency of a ``placement="saliency"`` mixer from it."""
+        return self.batch_fraction == 1.0
 
-    def penalty(self, model, x, y, sample_weight, seed, partner_weight, outputs=None):
+    def clean_pass(self, model, x, loss_of):
+        """MixupE's clean forward pass on ``x``, plus ``∂L/∂x`` of a loss
+        ``L = loss_of(outputs)`` of the same pass.
+
+        Runs the model on ``x`` in training mode with every site as the
+        identity — the pass `penalty` would run (in ``"exact"`` mode with
+        the Jacobian-vector product, after updating the running mean
+        ``x̄`` with ``x``) — and differentiates ``L`` with respect to ``x``
+        from that same forward pass. Only when `can_share_clean_pass`.
+
+        Args:
+            model: the `MixupModel`.
+            x: the clean batch: one input tensor (the whole batch).
+            loss_of: maps the model's outputs to a scalar loss.
+
+        Returns:
+            ``(clean, input_gradient)``: a `CleanPass` for `penalty`'s
+            ``clean=`` (differentiable with respect to the weights), and
+            ``∂L/∂x``, float32 and for reading only (its gradient stopped:
+            it adds nothing to the weights' gradient).
+        """
+        if not self.can_share_clean_pass():
+            raise ValueError(
+                "MixupE runs its clean pass ahead of `penalty` only on the "
+                "whole batch (batch_fraction=1); got "
+                f"batch_fraction={self.batch_fraction!r}."
+            )
+        K = backend.ops()
+        x = K.convert_to_tensor(_single(x, "input tensors"))
+        if self.mode == "exact":
+            self._update_input_mean(x)
+        return self._run_clean_pass(model, x, loss_of)
+
+    def penalty(self, model, x, y, sample_weight, seed, partner_weight, clean=None):
         """``R = partner_weight · mean|qᵢ|`` on the clean batch (float32).
 
         Args:
@@ -340,51 +445,30 @@ class MixupE(keras.layers.Layer):
             seed: the step's ``(2,)`` stateless seed (int64 on TensorFlow,
                 a uint32 key on JAX), for the subset.
             partner_weight: ``E[1 − λ]`` of the mixing site, a scalar.
-            outputs: optional outputs of that clean forward pass (training
-                mode, every site the identity), already computed by the
-                caller and differentiable with respect to the weights; only
-                when `can_share_clean_pass` (fast mode, whole batch). None
-                runs the pass here.
+            clean: optional `CleanPass` of this batch from `clean_pass`
+                (which already updated ``x̄`` with ``x``); only when
+                `can_share_clean_pass` (the whole batch). None runs the
+                clean pass here.
         """
         K = backend.ops()
-        if outputs is not None and not self.can_share_clean_pass():
+        if clean is not None and not self.can_share_clean_pass():
             raise ValueError(
-                "MixupE takes the outputs of a clean pass only in mode='fast' "
-                f"on the whole batch (batch_fraction=1); got mode={self.mode!r}, "
-                f"batch_fraction={self.batch_fraction!r}."
+                "MixupE takes a clean pass from `clean_pass` only on the whole "
+                f"batch (batch_fraction=1); got batch_fraction={self.batch_fraction!r}."
             )
         y = K.convert_to_tensor(_single(y, "label tensors"))
         self._check_classifier(model, y)
-        if self.mode == "exact":
-            x = K.convert_to_tensor(_single(x, "input tensors"))
-            self._update_input_mean(x)
         if sample_weight is not None:
             sample_weight = K.cast(_single(sample_weight, "sample weights"), "float32")
-        x, y, sample_weight = self._subset(x, y, sample_weight, seed)
-        from_logits = self._resolve_from_logits(model)
-        clean = MixingScope(model._site_ids)
-
-        def as_logits(out):
-            out = K.cast(_single(out, "model outputs"), "float32")
-            if from_logits:
-                return out
-            return K.log(K.maximum(out, 1e-30))
-
-        def logits_of(inputs):
-            with clean:
-                out = model(inputs, training=True)
-            return as_logits(out)
-
-        if outputs is not None:
-            f = as_logits(outputs)
-            direction = f
-        elif self.mode == "fast":
-            f = logits_of(x)
-            direction = f  # q̂ = (y − p)ᵀ f = −(p − y)ᵀ f; the sign goes in |·|
-        else:
-            x = K.cast(x, "float32")
-            tangent = K.stop_gradient(self.input_mean - x)
-            f, direction = _jvp(logits_of, x, tangent, model.variables)
+        if clean is None:
+            if self.mode == "exact":
+                x = K.convert_to_tensor(_single(x, "input tensors"))
+                self._update_input_mean(x)
+            x, y, sample_weight = self._subset(x, y, sample_weight, seed)
+            clean, _ = self._run_clean_pass(model, x)
+        # q = (p − y)ᵀ·direction; in fast mode direction = f and the
+        # paper's q̂ = (y − p)ᵀ f = −q: the sign goes in |·|.
+        f, direction = clean
         p = K.softmax(f)
         if is_class_ids(y):
             ids = K.reshape(K.cast(y, "int32"), [-1])
@@ -400,6 +484,52 @@ class MixupE(keras.layers.Layer):
         return K.cast(partner_weight, "float32") * K.reduce_sum(q) / count
 
     # ------------------------------------------------------------ helpers
+
+    def _run_clean_pass(self, model, x, loss_of=None):
+        """The clean pass on ``x`` (after ``x̄``'s update): ``(CleanPass,
+        ∂ loss_of(outputs)/∂x)``, the gradient None without ``loss_of``."""
+        K = backend.ops()
+        from_logits = self._resolve_from_logits(model)
+        unmixed = MixingScope(model._site_ids)
+
+        def forward(inputs):
+            with unmixed:
+                return model(inputs, training=True)
+
+        def as_logits(out):
+            out = K.cast(_single(out, "model outputs"), "float32")
+            if from_logits:
+                return out
+            return K.log(K.maximum(out, 1e-30))
+
+        def loss_float32(out):
+            return K.cast(loss_of(out), "float32")
+
+        if self.mode == "fast":
+            gradient = None
+            if loss_of is None:
+                outputs = forward(x)
+            else:
+                outputs, gradient = forward_with_input_gradient(
+                    forward, x, loss_float32, model.variables
+                )
+                gradient = K.stop_gradient(gradient)
+            f = as_logits(outputs)
+            return CleanPass(f, f), gradient
+        x = K.cast(x, "float32")
+        tangent = K.stop_gradient(self.input_mean - x)
+        if loss_of is None:
+            logits_of = lambda inputs: as_logits(forward(inputs))
+            return CleanPass(*_jvp(logits_of, x, tangent, model.variables)), None
+
+        def logits_and_loss(inputs):
+            out = forward(inputs)
+            return as_logits(out), loss_float32(out)
+
+        f, direction, gradient = jvp_with_input_gradient(
+            logits_and_loss, x, tangent, model.variables
+        )
+        return CleanPass(f, direction), gradient
 
     def _check_classifier(self, model, y):
         """MixupE's term is defined for softmax classifiers: refuse a

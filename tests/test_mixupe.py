@@ -202,6 +202,18 @@ def test_jvp_equals_an_independent_derivative():
     np.testing.assert_allclose(to_np(got), to_np(expected), rtol=1e-4, atol=1e-6)
 
 
+def stateless(variables, fn):
+    """``fn`` compiled as a step inside a ``keras.StatelessScope`` over
+    ``variables`` (how the JAX train step runs): ``step(values, *args)``
+    returns ``(fn(*args), the variables' values after it)``."""
+    def step(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+            out = fn(*args)
+        new = [scope.get_current_value(v) for v in variables]
+        return out, [v if n is None else n for v, n in zip(values, new)]
+    return xla(step)
+
+
 def test_jvp_in_a_stateless_step_makes_the_forward_pass_updates():
     """Inside a compiled step's `keras.StatelessScope` (how the JAX train
     step runs), `_jvp` gives the forward pass's outputs and assignments
@@ -217,17 +229,10 @@ def test_jvp_in_a_stateless_step_makes_the_forward_pass_updates():
     x = keras.ops.convert_to_tensor(rng.normal(size=(6, 6, 6, 2)), "float32")
     t = keras.ops.convert_to_tensor(rng.normal(size=(6, 6, 6, 2)), "float32")
 
-    def stateless(fn):
-        def step(values, *args):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
-                out = fn(*args)
-            new = [scope.get_current_value(v) for v in variables]
-            return out, [v if n is None else n for v, n in zip(values, new)]
-        return xla(step)
-
     forward = lambda v: net(v, training=True)
-    (f, df), after_jvp = stateless(lambda x, t: _jvp(forward, x, t, variables))(values, x, t)
-    f0, after_forward = stateless(forward)(values, x)
+    (f, df), after_jvp = stateless(variables, lambda x, t: _jvp(forward, x, t, variables))(
+        values, x, t)
+    f0, after_forward = stateless(variables, forward)(values, x)
     np.testing.assert_allclose(to_np(f), to_np(f0), rtol=1e-5, atol=1e-6)
     changed = 0
     for a, b, v0 in zip(after_jvp, after_forward, before):
@@ -239,9 +244,49 @@ def test_jvp_in_a_stateless_step_makes_the_forward_pass_updates():
     # The directional derivative of the same function: each pass starts from
     # the same seed state, so dropout draws the same mask.
     eps = 1e-2
-    run = stateless(forward)
+    run = stateless(variables, forward)
     fd = (to_np(run(values, x + eps * t)[0]) - to_np(run(values, x - eps * t)[0])) / (2 * eps)
     np.testing.assert_allclose(to_np(df), fd, rtol=2e-2, atol=2e-3)
+
+
+def test_jvp_with_input_gradient_is_the_jvp_and_the_loss_gradient_of_one_pass():
+    """`jvp_with_input_gradient` in a compiled stateless step: the outputs,
+    the Jacobian-vector product and the assignments (moving statistics,
+    dropout's seed state) of `_jvp`, and the input gradient of the loss
+    that a separate backward pass of the same forward pass (same dropout
+    mask) gives."""
+    from keras_mixup.regularizers import _jvp, jvp_with_input_gradient
+
+    net = bn_model()
+    variables = net.variables
+    values = [keras.ops.convert_to_tensor(v) for v in variables]
+    rng = np.random.default_rng(9)
+    x = keras.ops.convert_to_tensor(rng.normal(size=(6, 6, 6, 2)), "float32")
+    t = keras.ops.convert_to_tensor(rng.normal(size=(6, 6, 6, 2)), "float32")
+    forward = lambda v: net(v, training=True)
+    loss_of = lambda out: keras.ops.sum(keras.ops.sin(out) * keras.ops.arange(1.0, 4.0))
+
+    def with_loss(v):
+        out = forward(v)
+        return out, loss_of(out)
+
+    (f, df, gradient), after = stateless(
+        variables, lambda x, t: jvp_with_input_gradient(with_loss, x, t, variables))(values, x, t)
+    (f0, df0), after_jvp = stateless(
+        variables, lambda x, t: _jvp(forward, x, t, variables))(values, x, t)
+
+    @xla
+    def separate(values, x):  # the state it assigns is dropped
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return keras_mixup.backend.ops().gradient_of(lambda v: loss_of(forward(v)), x)
+
+    gradient0 = separate(values, x)
+    np.testing.assert_allclose(to_np(f), to_np(f0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(to_np(df), to_np(df0), rtol=1e-5, atol=1e-6)
+    for a, b in zip(after, after_jvp):
+        np.testing.assert_allclose(to_np(a), to_np(b), rtol=1e-6, atol=1e-7)
+    assert np.abs(to_np(gradient0)).max() > 1e-3
+    np.testing.assert_allclose(to_np(gradient), to_np(gradient0), rtol=1e-5, atol=1e-6)
 
 
 class _CountCalls(keras.layers.Layer):
@@ -304,19 +349,23 @@ def forwards_per_step(mm, x, y):
     return _CountCalls.calls
 
 
-def test_saliency_shares_the_clean_pass_one_forward_fewer():
-    """With a saliency-placed mixer, MixupE's clean pass (fast, whole batch)
-    gives the saliency too: one forward pass fewer per step. The step
-    trains, its MixupE term is the one MixupE computes on its own, and the
-    pass's assignments (batch normalization's moving statistics; on JAX
-    from inside ``jax.vjp``) are made. The step is XLA-compiled."""
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_saliency_shares_the_clean_pass_one_forward_fewer(mode):
+    """With a saliency-placed mixer, MixupE's clean pass (whole batch, fast
+    or exact mode) gives the saliency too: one forward pass fewer per step;
+    on a subset (batch_fraction < 1) the saliency keeps its own pass. The
+    step trains, its MixupE term is the one MixupE computes on its own, and
+    the pass's assignments (batch normalization's moving statistics; on JAX
+    from inside ``jax.vjp`` or ``jax.linearize``) are made. The step is
+    XLA-compiled."""
     x, y = saliency_data()
-    mm = saliency_mixupe(small_cnn(batch_norm=True))
+    mm = saliency_mixupe(small_cnn(batch_norm=True), mode=mode)
     assert mm._shares_clean_pass()
-    assert not saliency_mixupe(small_cnn(), mode="exact")._shares_clean_pass()
-    assert not saliency_mixupe(small_cnn(), batch_fraction=0.5)._shares_clean_pass()
+    subset = saliency_mixupe(small_cnn(), mode=mode, batch_fraction=0.5)
+    assert not subset._shares_clean_pass()
     assert forwards_per_step(mm, x, y) == 2  # the clean pass, the mixed pass
-    assert forwards_per_step(saliency_mixupe(small_cnn(), share=False), x, y) == 3
+    assert forwards_per_step(saliency_mixupe(small_cnn(), mode=mode, share=False), x, y) == 3
+    assert forwards_per_step(subset, x, y) == 3
     # Batch statistics in training mode: the term does not read the moving
     # ones, so the step's term equals MixupE's own on the same weights.
     expected = float(mm.regularizer.penalty(
@@ -349,19 +398,27 @@ def gradients(fn, variables):
     return tape.gradient(value, variables)
 
 
-def test_shared_clean_pass_gives_the_same_saliency_term_and_gradient():
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_shared_clean_pass_gives_the_same_saliency_term_and_gradient(mode):
     """Without dropout or batch normalization, the saliency of the shared
     training-mode pass equals the separate inference-mode one, and MixupE's
-    term from its outputs — value and gradient for the weights — equals the
-    term MixupE computes with its own pass."""
+    term from the shared pass — value and gradient for the weights — equals
+    the term MixupE computes with its own pass (in exact mode, its
+    Jacobian-vector product)."""
     x, y = saliency_data()
-    mm = saliency_mixupe(small_cnn())
+    mm = saliency_mixupe(small_cnn(), mode=mode)
     y = keras.ops.convert_to_tensor(y)
     seed, variables = as_seed(0), mm.trainable_variables
+    if mode == "exact":
+        # A running mean over 1e9 examples: a batch of 6 moves it by less
+        # than float32 resolves, so every pass below sees the same x̄.
+        prior = np.random.default_rng(2).uniform(0.5, 1.0, size=(8, 8, 2))
+        mm.regularizer.input_mean.assign(prior)
+        mm.regularizer.input_count.assign(1e9)
 
     def shared_term():
-        _, outputs = mm._clean_pass_with_saliency(x, y, None)
-        return mm.regularizer.penalty(mm, x, y, None, seed, PARTNER, outputs=outputs)
+        _, clean = mm._clean_pass_with_saliency(x, y, None)
+        return mm.regularizer.penalty(mm, x, y, None, seed, PARTNER, clean=clean)
 
     def own_term():
         return mm.regularizer.penalty(mm, x, y, None, seed, PARTNER)
@@ -372,12 +429,14 @@ def test_shared_clean_pass_gives_the_same_saliency_term_and_gradient():
                 gradients(shared_term, variables), gradients(own_term, variables))
 
     if BACKEND == "jax":
-        both = xla(both)  # one program (eagerly, JAX runs op by op)
+        # One program (eagerly, JAX runs op by op); x̄'s updates stay in
+        # a stateless scope.
+        run = xla(lambda: _in_stateless_scope(both))
     else:
         import tensorflow as tf
 
-        both = tf.function(both, autograph=False)
-    shared, separate, reg_shared, reg, grad_shared, grad = both()
+        run = tf.function(both, autograph=False)
+    shared, separate, reg_shared, reg, grad_shared, grad = run()
     shared, separate = to_np(shared), to_np(separate)
     assert shared.shape == (6, 8, 8) and np.ptp(separate) > 1e-3  # not flat
     np.testing.assert_allclose(shared, separate, rtol=1e-5, atol=1e-8)
@@ -385,9 +444,19 @@ def test_shared_clean_pass_gives_the_same_saliency_term_and_gradient():
     for a, b in zip(grad_shared, grad):
         assert np.abs(to_np(b)).max() > 0
         np.testing.assert_allclose(to_np(a), to_np(b), rtol=1e-5, atol=1e-7)
-    with pytest.raises(ValueError, match="mode='fast'"):
-        saliency_mixupe(small_cnn(), mode="exact").regularizer.penalty(
-            mm, x, y, None, seed, PARTNER, outputs=mm(x))
+    if mode == "exact":
+        np.testing.assert_array_equal(to_np(mm.regularizer.input_mean),
+                                      prior.astype("float32"))
+    subset = saliency_mixupe(small_cnn(), mode=mode, batch_fraction=0.5).regularizer
+    with pytest.raises(ValueError, match="batch_fraction=1"):
+        subset.clean_pass(mm, x, lambda out: keras.ops.sum(out))
+    with pytest.raises(ValueError, match="batch_fraction=1"):
+        subset.penalty(mm, x, y, None, seed, PARTNER, clean=(mm(x), mm(x)))
+
+
+def _in_stateless_scope(fn):
+    with keras.StatelessScope():
+        return fn()
 
 
 @pytest.mark.parametrize("mode", ["fast", "exact"])
