@@ -108,6 +108,46 @@ def test_fmix_on_large_images_ranks_cells_and_stays_exact_to_the_pixel():
     assert sum(0 < c < 1 for c in cells) > 10
 
 
+def test_fmix_cells_tied_at_the_cut_are_filled_in_raster_order():
+    # Keys that tie (equal field values, as the 23-bit ranking keys can):
+    # the counts still add up to the pixels to keep, cells above the cut
+    # are whole, and the tied cells at the cut fill in raster order, at
+    # most one of them in part. Checked with and without ties in the batch
+    # (the tie-breaking prefix sum runs only when some row ties).
+    from keras_mixup.layers.fmix import _kept_cells
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(1, 10, 40)
+    for tied in (True, False):
+        levels = rng.integers(0, 6, (5, 40)) if tied else rng.permutation(200)[:200].reshape(5, 40)
+        field = levels.astype("float32")
+        keep = np.array([0, 1, pixels.sum() // 3, pixels.sum() - 1, pixels.sum()], "int32")
+        counts = to_np(xla(lambda f, k: _kept_cells(f, k, pixels))(field, keep))
+        assert np.array_equal(counts.sum(1), keep)
+        for b in range(5):
+            if keep[b] == 0:
+                assert not counts[b].any()
+                continue
+            c, order = counts[b], np.argsort(-levels[b], kind="stable")  # value, then position
+            filled = c[order]
+            # Kept whole, then at most one part-kept cell, then nothing.
+            whole = filled == pixels[order]
+            first_short = np.argmin(whole) if not whole.all() else len(c)
+            assert (filled[first_short + 1:] == 0).all()
+
+
+def test_order_keys_keep_the_order_of_the_values():
+    from keras_mixup.layers.fmix import _ORDER_BITS, _order_keys
+
+    field = np.random.default_rng(1).normal(size=(3, 500)).astype("float32") * [[1.0], [1e4], [1e-4]]
+    keys = to_np(_order_keys(field))
+    assert keys.min() == 0 and keys.max() == 2**_ORDER_BITS - 1
+    for b in range(3):
+        order = np.argsort(field[b])
+        assert (np.diff(keys[b][order]) >= 0).all()  # never reversed
+        assert len(np.unique(keys[b])) >= 499  # 500 normals: ties are rare
+
+
 def _high_frequency_share(mask):
     m = mask[..., 0] - mask[..., 0].mean(axis=(1, 2), keepdims=True)
     power = np.abs(np.fft.fft2(m)) ** 2

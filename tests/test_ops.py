@@ -215,6 +215,21 @@ def test_blend_with_binary_weight_copies_exactly():
     np.testing.assert_array_equal(out, ref)
 
 
+def test_blend_binary_is_one_select_and_keeps_nans_apart():
+    # binary=True: the weight is a 0/1 mask; the result is x where it is 1
+    # and the partner where 0, exactly as the three-way select, and a NaN
+    # reaches only the values its example gives.
+    rng = np.random.RandomState(2)
+    x = rng.rand(4, 6, 6, 3).astype(np.float32)
+    x[1, 0, 0, 0] = np.nan
+    w = rng.randint(0, 2, (4, 6, 6, 1)).astype(np.float32)
+    index = [2, 3, 0, 1]
+    out = to_np(xla(lambda: ops.blend(x, index, w, select=True, binary=True))())
+    np.testing.assert_array_equal(out, to_np(ops.blend(x, index, w, select=True)))
+    np.testing.assert_array_equal(out, np.where(w > 0, x, x[index]))
+    assert np.isnan(out).sum() == (w[1, 0, 0, 0] > 0) + (w[3, 0, 0, 0] == 0)
+
+
 @pytest.mark.parametrize("h,w", [(8, 8), (7, 13), (1, 5), (32, 32)])
 def test_box_mask_fraction_is_exact_count(h, w):
     lam = ops.sample_beta([500], 1.0, seed=h * w)
@@ -343,6 +358,17 @@ def test_bernoulli_mask_rate_and_independence():
     flat = np.asarray(keras.ops.convert_to_numpy(mask)).reshape(-1).astype(float)
     for lag in (1, 2, 3):  # the two halves of one hash, and the next hashes
         assert abs(np.corrcoef(flat[:-lag], flat[lag:])[0, 1]) < 4 / np.sqrt(flat.size)
+
+
+def test_turn_is_cos_and_sin_of_a_fraction_of_a_turn():
+    from keras_mixup.ops.random import _turn
+
+    u = np.concatenate([np.linspace(0, 1, 4097, dtype="float32")[:-1],
+                        np.random.default_rng(0).random(10000, dtype="float32")])
+    cos, sin = (keras.ops.convert_to_numpy(t) for t in _turn(keras.ops.convert_to_tensor(u)))
+    angle = 2 * np.pi * u.astype("float64")
+    assert np.abs(cos - np.cos(angle)).max() < 2e-7
+    assert np.abs(sin - np.sin(angle)).max() < 2e-7
 
 
 def test_hash_normal_pair_gives_two_independent_normals():

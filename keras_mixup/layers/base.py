@@ -552,17 +552,18 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
             for t, w, s in zip(leaves, self._leaf_weights(plan, leaves), sources)
         ]
 
+    # Whether the plan's masks hold only 0 and 1 (cuts, binary FMix and
+    # Bernoulli masks): blended by one select (`blend`'s ``binary``).
+    _binary_mask = False
+
     def _blend_one(self, plan, t, weight, source=None, select=False, nearest=False):
         """One tensor blended with its partner: ``t[index]`` (or
         ``source[index]``), or the view `_partner_view` gives."""
         view = self._partner_view(t if source is None else source, plan, nearest=nearest)
+        binary = select and self._binary_mask
         if view is None:
-            return blend(t, plan["index"], weight, select=select, source=source)
-        return self._blend_view(t, view, weight, select)
-
-    def _blend_view(self, t, view, weight, select):
-        """``t`` blended with a partner view (weights may be fractional)."""
-        return blend_values(t, view, weight, select=select)
+            return blend(t, plan["index"], weight, select=select, source=source, binary=binary)
+        return blend_values(t, view, weight, select=select, binary=binary)
 
     def _partner_view(self, t, plan, nearest=False):
         """The partner values each position of ``t`` reads, ``t``'s shape,

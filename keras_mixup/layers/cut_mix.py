@@ -103,6 +103,8 @@ class CutMix(MaskedMixing):
     ('uint8', TensorShape([4, 4]))
     """
 
+    _binary_mask = True  # a cut: 0 inside, 1 outside
+
     def __init__(self, *args, placement="random", label_weight="area", **kwargs):
         super().__init__(*args, **kwargs)
         name = type(self).__name__
@@ -351,12 +353,6 @@ class CutMix(MaskedMixing):
             rows = K.clip(pos + K.expand_dims(plan["offset"][:, k], 1), 0, size - 1)
             partner = K.take_axis(partner, rows, axis)
         return partner
-
-    def _blend_view(self, t, view, weight, select):
-        # A cut's mask is 0 or 1: one select, which keeps a costly view (a
-        # resized partner) to one use per value under XLA (the blend's
-        # three uses ran ResizeMix 1.5x slower).
-        return backend.ops().where(weight > 0.5, t, view)
 
     def _sizes(self, inputs):
         return [backend.dim(inputs, a) for a in self._spatial_axes(backend.rank(inputs))]

@@ -44,6 +44,7 @@ class MaskMix(MaskedMixing):
     """
 
     _rank_text = "batched inputs of rank >= 2"
+    _binary_mask = True
 
     def __init__(self, alpha=1.0, beta=None, per_sample=True, shared_axes=None, **kwargs):
         super().__init__(alpha=alpha, beta=beta, per_sample=per_sample, **kwargs)

@@ -165,6 +165,11 @@ class RandomMix(BaseMixingLayer):
         return "saliency" if _find(self.mixers, _places_by_saliency) else None
 
     @property
+    def _binary_mask(self):
+        # Binary only when every member's mask is (a MixUp member's is λ).
+        return all(m._binary_mask for m in self.mixers)
+
+    @property
     def _fused(self):
         # The fused site path reads partners at the same positions.
         return all(m._fused for m in self.mixers)

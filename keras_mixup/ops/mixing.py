@@ -27,15 +27,19 @@ from keras_mixup import backend
 from keras_mixup.ops.random import as_seed, check_size
 
 
-def blend(x, index, weight, select=False, source=None):
+def blend(x, index, weight, select=False, source=None, binary=False):
     """``weight * x + (1 - weight) * x[index]``, computed in ``x``'s dtype.
 
     ``weight`` broadcasts against ``x``. With ``select=True`` the weight is
     a mask (a CutMix box, or a mix of boxes and λ): where it is exactly 1
     or 0 the value is *copied* from ``x`` or from the partner — exact, and a
     NaN or Inf in one example then reaches only the values it gives, not
-    every value of its partner through ``0·NaN``. Integer data (uint8
-    images, class maps) is always copied: its weight must be a 0/1 mask.
+    every value of its partner through ``0·NaN``. With ``binary=True`` the
+    weight is known to be 0 or 1 (a cut, a FMix or Bernoulli mask): one
+    select, ``x`` where it is above 0.5 (under XLA on CPU the three-way
+    select ran CutMix 6% and FMix 7% slower; a partner view read three
+    times ran ResizeMix 1.5× slower). Integer data (uint8 images, class
+    maps) is always copied: its weight must be a 0/1 mask.
 
     With ``source`` the partners are ``source[index]`` (a pool of partners
     shaped like ``x`` but for its first axis) instead of ``x[index]``.
@@ -54,16 +58,16 @@ def blend(x, index, weight, select=False, source=None):
     weight = K.convert_to_tensor(weight)
     source = x if source is None else K.convert_to_tensor(source)
     check_plan_shapes(x, index, weight, source)
-    return blend_values(x, K.gather(source, index), weight, select)
+    return blend_values(x, K.gather(source, index), weight, select, binary)
 
 
-def blend_values(x, partner, weight, select=False):
+def blend_values(x, partner, weight, select=False, binary=False):
     """`blend` with the partner's values given (``x``'s shape): for a
     partner read elsewhere than at the same positions (a region pasted
     elsewhere, a resized partner)."""
     K = backend.ops()
     dtype = backend.dtype_name(x)
-    if not keras.backend.is_float_dtype(dtype):
+    if binary or not keras.backend.is_float_dtype(dtype):
         return K.where(K.cast(weight, "float32") > 0.5, x, partner)
     weight = K.cast(weight, dtype)
     mixed = weight * x + (1 - weight) * partner

@@ -87,10 +87,29 @@ def _unit(bits):
     return K.cast(K.bitwise_and(bits, 0x7FFFFF), "float32") * (2.0**-23)
 
 
+def _turn(u):
+    """``(cos 2πu, sin 2πu)`` for float32 ``u`` in [0, 1), to within 1e-7:
+    the nearest quarter turn, then Taylor polynomials on the remaining
+    ``[−π/4, π/4]``. XLA on CPU calls the C library's ``cos`` and ``sin``
+    one value at a time; these are vectorized arithmetic (FMix's noise
+    took a third of the time)."""
+    K = backend.ops()
+    quarter = K.floor(4.0 * u + 0.5)
+    r = (4.0 * u - quarter) * (math.pi / 2)
+    r2 = r * r
+    sin = r * (1.0 + r2 * (-1 / 6 + r2 * (1 / 120 + r2 * (-1 / 5040 + r2 / 362880))))
+    cos = 1.0 + r2 * (-1 / 2 + r2 * (1 / 24 + r2 * (-1 / 720 + r2 / 40320)))
+    q = K.cast(quarter, "int32") % 4  # rotate by q quarter turns
+    return (
+        K.where(q == 0, cos, K.where(q == 1, -sin, K.where(q == 2, -cos, sin))),
+        K.where(q == 0, sin, K.where(q == 1, cos, K.where(q == 2, -sin, -cos))),
+    )
+
+
 def _box_muller(bits1, bits2):
     K = backend.ops()
     u1 = 1.0 - _unit(bits1)  # (0, 1]: its log is finite
-    return K.sqrt(-2.0 * K.log(u1)) * K.cos((2.0 * math.pi) * _unit(bits2))
+    return K.sqrt(-2.0 * K.log(u1)) * _turn(_unit(bits2))[0]
 
 
 def uniform(shape, seed):
@@ -603,5 +622,5 @@ def hash_normal_pair(shape, seed):
     K = backend.ops()
     b = hash_bits([2, *shape], seed)
     radius = K.sqrt(-2.0 * K.log(1.0 - _unit(b[0])))
-    angle = (2.0 * math.pi) * _unit(b[1])
-    return radius * K.cos(angle), radius * K.sin(angle)
+    cos, sin = _turn(_unit(b[1]))
+    return radius * cos, radius * sin
