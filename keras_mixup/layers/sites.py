@@ -129,8 +129,9 @@ class SiteMixing:
     """Mixin of `BaseMixingLayer`: mixing a hidden state (or the input) as a
     site of a `MixupModel` step."""
 
-    # Whether the TensorFlow fused site call (whose gradient is the blend's
-    # transpose, partners read at the same positions) fits this layer.
+    # Whether the TensorFlow fused site call's hand-written gradient (the
+    # blend's transpose, partners read at the same positions) fits this
+    # layer; otherwise the compiled call is differentiated by TensorFlow.
     _fused = True
 
     def _site_call(self, inputs, scope):
@@ -170,7 +171,7 @@ class SiteMixing:
         def mix():
             if across:
                 out, plan = self._mix_across_replicas(x, everything, scope, site, context)
-            elif self.mix != "labels" and K.NAME == "tensorflow" and shards == 1 and self._fused:
+            elif self.mix != "labels" and K.NAME == "tensorflow" and shards == 1:
                 out, plan = self._mix_site(x, seed, context)
             else:
                 plan = self.plan(x, seed, shards, context)
@@ -239,6 +240,15 @@ class SiteMixing:
         import tensorflow as tf
 
         leaves = tf.nest.flatten(x)
+        if not self._fused:
+            # Partners read elsewhere than at the same positions (a box
+            # pasted at an offset, a resized partner): the same compiled
+            # call, differentiated by TensorFlow (the gathers' transposes).
+            # Run op by op in a graph-mode step, these gathers and selects
+            # had cost a quarter of the step (saliency-placed CutMix).
+            out, plan = self._jit("_sample_and_mix")(leaves, seed, context)
+            plan = tf.nest.map_structure(tf.stop_gradient, plan)
+            return tf.nest.pack_sequence_as(x, tf.nest.flatten(out)), plan
         plans = []
 
         @tf.custom_gradient
