@@ -31,12 +31,14 @@ Rows (every model starts from the same weights):
   ``placement="saliency"``: one more forward and backward pass (to the
   input) on the clean batch, the saliency maps, the box search;
 - ``input CutMix, gradient saliency + MixupE fast``: the saliency row plus
-  ``regularizer=MixupE(eta=1e-3)`` (fast mode, whole batch; exact mode
-  shares it too): MixupE's clean
+  ``regularizer=MixupE(eta=1e-3)`` (fast mode, whole batch): MixupE's clean
   forward pass (training mode) also gives the saliency, so the step has one
   clean forward pass, its backward to the input and, for MixupE's term, to
   the weights — not the two clean passes of the saliency and MixupE rows
   combined;
+- ``input CutMix, gradient saliency + MixupE exact``: the same with
+  ``mode="exact"``: one clean forward pass, whose one backward pass gives
+  both the saliency and (differentiated again) MixupE's JVP;
 - ``manifold, 3 sites``: the same network with ``MixUp(alpha=2.0)`` layers at
   the input, after stage 1 and after stage 2, wrapped in ``MixupModel``
   (each step mixes at one site, chosen uniformly);
@@ -139,7 +141,10 @@ MIXUPE = {  # row: (mode, batch_fraction)
 }
 CUTMIX_SALIENCY = "input CutMix, gradient saliency"
 CUTMIX_SALIENCY_MIXUPE = "input CutMix, gradient saliency + MixupE fast"
-ROWS = [PLAIN_A, PLAIN_B, MIXUP, CUTMIX, CUTMIX_SALIENCY, CUTMIX_SALIENCY_MIXUPE, MANIFOLD, *MIXUPE, PLAIN_DEEP, MANIFOLD_DEEP]
+CUTMIX_SALIENCY_EXACT = "input CutMix, gradient saliency + MixupE exact"
+SALIENCY_MIXUPE = {CUTMIX_SALIENCY_MIXUPE: "fast", CUTMIX_SALIENCY_EXACT: "exact"}
+ROWS = [PLAIN_A, PLAIN_B, MIXUP, CUTMIX, CUTMIX_SALIENCY, *SALIENCY_MIXUPE, MANIFOLD, *MIXUPE,
+        PLAIN_DEEP, MANIFOLD_DEEP]
 PROFILE_ROWS = [MANIFOLD_INPUT]
 REFERENCE = PLAIN_A
 # Rows whose ratio is taken against another row than REFERENCE.
@@ -244,13 +249,13 @@ def make_model(row, jit, reference, deep_reference=None):
         model = keras_mixup.MixupModel(
             net, mixer=keras_mixup.layers.MixUp(alpha=0.2), seed=0,
             regularizer=regularizer)
-    elif row in (CUTMIX, CUTMIX_SALIENCY, CUTMIX_SALIENCY_MIXUPE):
+    elif row in (CUTMIX, CUTMIX_SALIENCY, *SALIENCY_MIXUPE):
         net = build_network()
         copy_weights(reference, net)
         placement = "random" if row == CUTMIX else "saliency"
         regularizer = None
-        if row == CUTMIX_SALIENCY_MIXUPE:
-            regularizer = keras_mixup.MixupE(eta=1e-3)
+        if row in SALIENCY_MIXUPE:
+            regularizer = keras_mixup.MixupE(eta=1e-3, mode=SALIENCY_MIXUPE[row])
         model = keras_mixup.MixupModel(
             net, mixer=keras_mixup.layers.CutMix(alpha=1.0, placement=placement), seed=0,
             regularizer=regularizer)

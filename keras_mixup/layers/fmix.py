@@ -156,8 +156,11 @@ class FMix(MaskedMixing):
     ``min(H, W) // 64`` pixels a side (3×3 at 224), with the cell at the
     cut partly kept so that the count stays exact, when the frequencies
     finer than a cell carry under 0.1% of the noise's power
-    (``decay_power`` of about 2 or more; 1e-7 at 3). Values are copied (``uint8`` stays exact) unless
-    ``max_soft > 0``. Segmentation masks are cut with the same mask.
+    (``decay_power`` of about 2 or more; 1e-7 at 3). The binary mask ranks
+    positions by their value to ``2^-23`` of the example's range (values
+    closer than that tie, and ties at the cut are kept in raster order).
+    Values are copied (``uint8`` stays exact) unless ``max_soft > 0``.
+    Segmentation masks are cut with the same mask.
 
     Args:
         alpha, beta: Beta concentrations of λ (``beta`` defaults to
