@@ -554,3 +554,44 @@ def test_random_mix_with_views_planned_in_shards():
         part = slice(s * B // 2, (s + 1) * B // 2)
         sub = layer.sample_plan(x[part], ops.fold_seed(seed, s), {"saliency": saliency[part]})
         assert np.allclose(out[part], to_np(layer.mix_inputs(sub, x[part])), atol=1e-6)
+
+
+@pytest.mark.tensorflow_only
+def test_compiled_site_with_a_partner_view_has_the_op_by_op_gradient():
+    # A site that reads its partner resized (ResizeMix) samples and blends in
+    # one XLA program in a TensorFlow step, differentiated by TensorFlow:
+    # the loss and every weight gradient (those before the site included)
+    # equal the same step run op by op (jit_compile=False).
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 10, 10, 3)).astype("float32")
+    y = np.arange(8) % 2
+
+    def build(jit):
+        inputs = keras.Input((10, 10, 3))
+        h = keras.layers.Conv2D(4, 3, padding="same", name="before")(inputs)
+        h = ResizeMix(jit_compile=jit, name="site")(h)
+        h = keras.layers.Conv2D(4, 3, padding="same", name="after")(h)
+        outputs = keras.layers.Dense(2, name="head")(keras.layers.GlobalAveragePooling2D()(h))
+        model = keras_mixup.MixupModel(keras.Model(inputs, outputs), seed=3)
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model
+
+    compiled, plain = build(True), build(False)
+    plain.set_weights(compiled.get_weights())
+
+    def loss_and_grads(model):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = model.mixed_loss(x, y, None)[0]
+            return loss, tape.gradient(loss, model.trainable_variables)
+
+        return step()
+
+    (la, ga), (lb, gb) = loss_and_grads(compiled), loss_and_grads(plain)
+    np.testing.assert_allclose(la.numpy(), lb.numpy(), rtol=1e-5)
+    for a, b in zip(ga, gb):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+    before = compiled.trainable_variables[0]
+    assert "before" in before.path and np.abs(ga[0].numpy()).max() > 0
