@@ -117,8 +117,9 @@ def test_fmix_cells_tied_at_the_cut_are_filled_in_raster_order():
     from keras_mixup.layers.fmix import _kept_cells
 
     rng = np.random.default_rng(0)
-    pixels = rng.integers(1, 10, 40)
-    for tied in (True, False):
+    # Small cells, and cells over a byte (counted a byte at a time).
+    for pixels, tied in [(rng.integers(1, 10, 40), True), (rng.integers(1, 10, 40), False),
+                         (rng.integers(200, 700, 40), True)]:
         levels = rng.integers(0, 6, (5, 40)) if tied else rng.permutation(200)[:200].reshape(5, 40)
         field = levels.astype("float32")
         keep = np.array([0, 1, pixels.sum() // 3, pixels.sum() - 1, pixels.sum()], "int32")
