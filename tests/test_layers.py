@@ -180,6 +180,23 @@ def test_cutmix_label_weight_is_exact_pixel_fraction(id_images):
     assert (xm == xm[..., :1]).all()
 
 
+@pytest.mark.parametrize("per_sample", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_cutmix_blends_images_as_its_plan_mask_says(per_sample, dtype):
+    # RGB images are blended on their (B, H, W·C) view with a mask built in
+    # that layout: the result is still exactly the plan's (B, H, W, 1) mask
+    # applied to every channel, in a compiled call too.
+    rng = np.random.default_rng(3)
+    x = (rng.random((6, 9, 11, 3)) * 255).astype(dtype)
+    layer = CutMix(alpha=1.0, per_sample=per_sample, dtype=dtype, seed=2)
+    seed = ops.as_seed(7)
+    plan = {k: to_np(v) for k, v in xla(lambda s: layer.sample_plan(x, s))(seed).items()}
+    out = to_np(xla(lambda s: layer.apply_plan(layer.sample_plan(x, s), {"images": x})["images"])(seed))
+    mask = plan["mask"]
+    assert mask.shape[1:] == (9, 11, 1) and (mask < 1).any()
+    np.testing.assert_array_equal(out, np.where(mask > 0.5, x, x[plan["index"]]))
+
+
 def test_cutmix_sequences_cut_one_segment(id_images):
     b, t = 20, 30
     x = id_images(b, t, 4)[:, :, 0, :]  # (B, T, D)
