@@ -545,10 +545,12 @@ def test_multi_worker_mirrored_strategy_on_loopback(tmp_path):
     lambda: MixUp(1.0),
     lambda: CutMix(1.0),
     lambda: keras_mixup.layers.RandomMix([MixUp(1.0), CutMix()], per_sample=True),
-], ids=["mixup", "cutmix", "random"])
+    lambda: keras_mixup.layers.ResizeMix(),
+], ids=["mixup", "cutmix", "random", "resizemix"])
 def test_site_gradient_matches_autodiff_of_the_plan(make, run):
     # On TensorFlow a site samples and mixes in one compiled call with a
-    # hand-written gradient (the blend's transpose); it must equal the
+    # hand-written gradient (the blend's transpose; TensorFlow's own for a
+    # partner read resized, ResizeMix); it must equal the
     # automatic gradient of applying the same plan — also inside the
     # tf.cond that picks the site of a multi-site step, and inside an XLA
     # train step. On JAX the site mixes inside a lax.cond under

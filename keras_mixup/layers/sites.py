@@ -233,22 +233,20 @@ class SiteMixing:
         One XLA program (with ``jit_compile``) samples the plan and blends
         in a single pass over the data, instead of a gather and three
         element-wise ops in the step: in a train step without XLA that is
-        what keeps input mixup near the plain step time. Its gradient is
-        the blend's transpose, ``λ·g + Σⱼ Σ_{i: index_ij = n} wᵢⱼ·gᵢ``;
-        the plan carries none (λ reads the ``concentration`` weight).
+        what keeps input mixup near the plain step time (a saliency-placed
+        CutMix's gathers and selects, run op by op, had cost a quarter of
+        the step). Its gradient is the blend's transpose, ``λ·g + Σⱼ Σ_{i:
+        index_ij = n} wᵢⱼ·gᵢ``, where partners are read at the same
+        positions (``_fused``); otherwise (a box pasted at an offset, a
+        resized partner) TensorFlow's gradient of the blend with the same
+        plan, run in the step's graph (differentiating the compiled call
+        itself fails inside an XLA step: its gathers' gradients need
+        shapes known at compile time). The plan carries no gradient (λ
+        reads the ``concentration`` weight).
         """
         import tensorflow as tf
 
         leaves = tf.nest.flatten(x)
-        if not self._fused:
-            # Partners read elsewhere than at the same positions (a box
-            # pasted at an offset, a resized partner): the same compiled
-            # call, differentiated by TensorFlow (the gathers' transposes).
-            # Run op by op in a graph-mode step, these gathers and selects
-            # had cost a quarter of the step (saliency-placed CutMix).
-            out, plan = self._jit("_sample_and_mix")(leaves, seed, context)
-            plan = tf.nest.map_structure(tf.stop_gradient, plan)
-            return tf.nest.pack_sequence_as(x, tf.nest.flatten(out)), plan
         plans = []
 
         @tf.custom_gradient
@@ -260,7 +258,13 @@ class SiteMixing:
                 # An op of this graph takes the plan first (a tf.cond's
                 # gradient branch can only capture it that way).
                 saved = tf.nest.map_structure(tf.identity, plan)
-                return self._jit("_mix_transpose")(saved, list(upstream))
+                if self._fused:
+                    return self._jit("_mix_transpose")(saved, list(upstream))
+                inputs = [tf.identity(t) for t in leaves]
+                with tf.GradientTape() as tape:
+                    tape.watch(inputs)
+                    again = self._blend_leaves(saved, inputs)
+                return tape.gradient(again, inputs, output_gradients=list(upstream))
 
             return out, grad
 
