@@ -8,7 +8,7 @@ from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.masked import MaskedMixing
 from keras_mixup.ops import saliency as sal_ops
 from keras_mixup.ops.mixing import (
-    _bounds_mask, _box_bounds, _segment_bounds, blend_values, check_plan_shapes, lane_mask, lanes_of,
+    _bounds_mask, _box_bounds, _lane_mask, _lanes_of, _segment_bounds, blend_values, check_plan_shapes,
 )
 from keras_mixup.ops.random import fold_seed, sample_beta
 
@@ -376,7 +376,7 @@ class CutMix(MaskedMixing):
         return plan
 
     # Images (B, H, W, C) are blended on their (B, H, W·C) view, with the
-    # cut's mask built in that layout (`ops.mixing.lane_mask`).
+    # cut's mask built in that layout (`ops.mixing._lane_mask`).
 
     def _leaf_weights(self, plan, leaves):
         weights = super()._leaf_weights(plan, leaves)
@@ -384,10 +384,10 @@ class CutMix(MaskedMixing):
             # A partner read elsewhere (shifted, resized): its gathers ran
             # slower on the (B, H, W·C) view (ResizeMix 1.4x).
             return weights
-        return [lane_mask(plan["cut"], t, w) for t, w in zip(leaves, weights)]
+        return [_lane_mask(plan["cut"], t, w) for t, w in zip(leaves, weights)]
 
     def _blend_one(self, plan, t, weight, source=None, select=False, nearest=False):
-        lanes = lanes_of(t, weight)
+        lanes = _lanes_of(t, weight)
         if lanes is None:
             return super()._blend_one(plan, t, weight, source, select, nearest)
         K = backend.ops()

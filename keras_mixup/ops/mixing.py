@@ -35,7 +35,7 @@ def blend(x, index, weight, select=False, source=None, binary=False):
     or 0 the value is *copied* from ``x`` or from the partner — exact, and a
     NaN or Inf in one example then reaches only the values it gives, not
     every value of its partner through ``0·NaN``. With ``binary=True`` the
-    weight is known to be 0 or 1 (a cut, a FMix or Bernoulli mask): one
+    weight is known to be 0 or 1 (a cut, an FMix or Bernoulli mask): one
     select, ``x`` where it is above 0.5 (under XLA on CPU the three-way
     select ran CutMix 6% and FMix 7% slower; a partner view read three
     times ran ResizeMix 1.5× slower). Integer data (uint8 images, class
@@ -300,7 +300,7 @@ def _bounds_mask(sizes, bounds):
     return 1.0 - K.cast(inside, "float32")
 
 
-def lane_mask(bounds, t, weight):
+def _lane_mask(bounds, t, weight):
     """`_bounds_mask` for the image ``t`` ``(B, H, W, C)`` of several
     channels, at its full shape, built on its ``(B, H, W·C)`` view from the
     int32 ``bounds`` ``(4, N)``; ``weight`` (the ``(N, H, W, 1)`` mask)
@@ -322,9 +322,9 @@ def lane_mask(bounds, t, weight):
     return K.reshape(1.0 - K.cast(inside, "float32"), [-1, height, width, channels])
 
 
-def lanes_of(t, weight):
+def _lanes_of(t, weight):
     """``[-1, H, W·C]`` when ``t`` is an image ``(B, H, W, C)`` of several
-    channels and ``weight`` a mask of its full shape (from `lane_mask`),
+    channels and ``weight`` a mask of its full shape (from `_lane_mask`),
     else None."""
     shape, mask = tuple(t.shape), tuple(weight.shape)
     if len(shape) != 4 or len(mask) != 4 or not all(isinstance(d, int) for d in shape[1:]):
