@@ -23,7 +23,9 @@ from keras_mixup.layers.sites import SiteMixing, current_scope
 from keras_mixup.layers.state import MixingState
 from keras_mixup.ops import boxes as box_ops
 from keras_mixup.ops import labels as label_ops
-from keras_mixup.ops.mixing import blend, blend_values, blend_ways, per_example
+from keras_mixup.ops.mixing import (
+    _lanes_of, blend, blend_values, blend_ways, check_plan_shapes, per_example,
+)
 from keras_mixup.ops.pairing import (
     LABEL_AWARE,
     NEAREST,
@@ -558,12 +560,23 @@ class BaseMixingLayer(SiteMixing, MixingState, keras.layers.Layer):
 
     def _blend_one(self, plan, t, weight, source=None, select=False, nearest=False):
         """One tensor blended with its partner: ``t[index]`` (or
-        ``source[index]``), or the view `_partner_view` gives."""
-        view = self._partner_view(t if source is None else source, plan, nearest=nearest)
+        ``source[index]``), or the view `_partner_view` gives. An image
+        whose weight has its full shape (a cut built on the image's layout,
+        `ops.mixing._lane_mask`) is blended on its ``(B, H, W·C)`` view."""
+        pool = t if source is None else source
+        view = self._partner_view(pool, plan, nearest=nearest)
         binary = select and self._binary_mask
+        lanes = _lanes_of(t, weight)
+        if lanes is None:
+            if view is None:
+                return blend(t, plan["index"], weight, select=select, source=source, binary=binary)
+            return blend_values(t, view, weight, select=select, binary=binary)
+        K = backend.ops()
         if view is None:
-            return blend(t, plan["index"], weight, select=select, source=source, binary=binary)
-        return blend_values(t, view, weight, select=select, binary=binary)
+            check_plan_shapes(t, plan["index"], weight, pool)
+            view = K.gather(pool, plan["index"])
+        merged = [K.reshape(a, lanes) for a in (t, view, weight)]
+        return K.reshape(blend_values(*merged, select=select, binary=binary), K.shape(t))
 
     def _partner_view(self, t, plan, nearest=False):
         """The partner values each position of ``t`` reads, ``t``'s shape,

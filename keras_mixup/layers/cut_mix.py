@@ -8,7 +8,7 @@ from keras_mixup.layers.base import BaseMixingLayer
 from keras_mixup.layers.masked import MaskedMixing
 from keras_mixup.ops import saliency as sal_ops
 from keras_mixup.ops.mixing import (
-    _bounds_mask, _box_bounds, _lane_mask, _lanes_of, _segment_bounds, blend_values, check_plan_shapes,
+    _bounds_mask, _box_bounds, _lane_mask, _segment_bounds,
 )
 from keras_mixup.ops.random import fold_seed, sample_beta
 
@@ -385,17 +385,3 @@ class CutMix(MaskedMixing):
             # slower on the (B, H, W·C) view (ResizeMix 1.4x).
             return weights
         return [_lane_mask(plan["cut"], t, w) for t, w in zip(leaves, weights)]
-
-    def _blend_one(self, plan, t, weight, source=None, select=False, nearest=False):
-        lanes = _lanes_of(t, weight)
-        if lanes is None:
-            return super()._blend_one(plan, t, weight, source, select, nearest)
-        K = backend.ops()
-        pool = t if source is None else source
-        view = self._partner_view(pool, plan, nearest=nearest)
-        if view is None:
-            check_plan_shapes(t, plan["index"], weight, pool)
-            view = K.gather(pool, plan["index"])
-        merged = [K.reshape(a, lanes) for a in (t, view, weight)]
-        out = blend_values(*merged, select=select, binary=select and self._binary_mask)
-        return K.reshape(out, K.shape(t))
