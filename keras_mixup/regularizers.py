@@ -519,7 +519,9 @@ class MixupE(keras.layers.Layer):
         x = K.cast(x, "float32")
         tangent = K.stop_gradient(self.input_mean - x)
         if loss_of is None:
-            logits_of = lambda inputs: as_logits(forward(inputs))
+            def logits_of(inputs):
+                return as_logits(forward(inputs))
+
             return CleanPass(*_jvp(logits_of, x, tangent, model.variables)), None
 
         def logits_and_loss(inputs):

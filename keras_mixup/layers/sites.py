@@ -131,7 +131,7 @@ class SiteMixing:
 
     # Whether the TensorFlow fused site call's hand-written gradient (the
     # blend's transpose, partners read at the same positions) fits this
-    # layer; otherwise the compiled call is differentiated by TensorFlow.
+    # layer; otherwise its gradient is TensorFlow's of the same blend.
     _fused = True
 
     def _site_call(self, inputs, scope):
