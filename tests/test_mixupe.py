@@ -554,9 +554,12 @@ def test_fit_with_xla_manifold_sites_and_save_load(mode, tmp_path):
                     regularizer=MixupE(eta=0.1, mode=mode, batch_fraction=0.5))
     mm.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                jit_compile=True)
-    x = np.random.default_rng(0).random((40, 8, 8, 1)).astype("float32")
-    y = np.arange(40) % 3
-    logs = mm.fit(x, y, batch_size=16, epochs=2, verbose=0).history  # short last batch
+    # A short last batch (a second compile) in exact mode only: the
+    # compile dominates this test's time.
+    n = 40 if mode == "exact" else 32
+    x = np.random.default_rng(0).random((n, 8, 8, 1)).astype("float32")
+    y = np.arange(n) % 3
+    logs = mm.fit(x, y, batch_size=16, epochs=2, verbose=0).history
     assert np.isfinite(logs["loss"]).all() and min(logs["mixupe_reg"]) > 0
     assert 0 < min(logs["mixupe_scale"]) <= max(logs["mixupe_scale"]) <= 1.0
     path = str(tmp_path / "m.keras")
