@@ -82,7 +82,11 @@ stderr.
   cost of the site machinery itself, apart from mixing hidden states;
 - the mixing pieces alone, each in its own ``tf.function`` with the same
   ``jit_compile``: plan sampling, sampling + blending at every site's shape,
-  and the interpolated loss (with its gradient) against the plain loss.
+  and the interpolated loss (with its gradient) against the plain loss;
+- gradient saliency's extra pass against a step's gradient work, on the
+  same CNN: its forward pass, forward + weight gradients, forward + input
+  gradient (the saliency pass), and forward + gradient to the first
+  convolution's output.
 
 Run it from the repository root::
 
@@ -481,6 +485,43 @@ def make_components():
 
     comps["loss + grad, plain"] = wrap(loss_plain, logits)
     comps["loss + grad, interpolated (incl. plan)"] = wrap(loss_interp, logits)
+
+    # Gradient saliency's extra pass against a step's own gradient work, on
+    # the same CNN: what the saliency row's ratio is made of.
+    cnn = build_network()
+    head = keras.Model(cnn.get_layer("s1_conv1").output, cnn.output)
+
+    def cnn_loss(net, z, training):
+        return loss_fn(labels, net(z, training=training))
+
+    def forward(s, x):
+        return cnn_loss(cnn, x, False)
+
+    def weight_gradients(s, x):
+        with tf.GradientTape() as tape:
+            loss = cnn_loss(cnn, x, True)
+        return tape.gradient(loss, cnn.trainable_variables)
+
+    def input_gradient(s, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = cnn_loss(cnn, x, False)
+        return tape.gradient(loss, x)
+
+    def first_conv_gradient(s, x):
+        h = cnn.get_layer("s1_conv1")(x)
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            loss = cnn_loss(head, h, False)
+        return tape.gradient(loss, h)
+
+    comps["CNN forward (inference)"] = wrap(forward, data["input"])
+    comps["CNN forward + weight gradients (a step's gradient work)"] = wrap(
+        weight_gradients, data["input"])
+    comps["CNN forward + input gradient (the saliency pass)"] = wrap(
+        input_gradient, data["input"])
+    comps["CNN forward + gradient to the first conv's output"] = wrap(
+        first_conv_gradient, data["input"])
     return comps
 
 
@@ -711,7 +752,11 @@ def main(argv=None):
               "the 3-way site machinery (tf.cond at every site, the identity "
               "plans of unchosen sites, gradients through the conds, the "
               "chosen plan picked by a runtime index) apart from mixing "
-              "hidden states.")
+              "hidden states. The CNN rows: gradient saliency's extra pass "
+              "(forward + input gradient) against a step's own gradient "
+              "work; the ≤ 1.7x saliency target needs the pass under ~0.65 "
+              "of that, and the first conv's input gradient is the "
+              "difference of the last two rows.")
 
     print()
     print(f"Total wall time: {time.perf_counter() - wall0:.0f} s")
