@@ -343,6 +343,32 @@ def test_resize_mix_site_trains_and_mixupe_weight():
     assert np.isclose(float(to_np(ResizeMix().expected_partner_weight())), expected, rtol=1e-2)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_resize_mix_call_pastes_the_resized_partner(compiled):
+    """The layer's own call (the plan it samples carries where each output
+    position reads the partner) pastes `tf.image.resize` of the partner,
+    eagerly and in a graph; box and partner are read back from the output
+    and the soft labels."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(1)
+    x = rng.random((B, 20, 14, 3)).astype("float32")
+    layer = ResizeMix(num_classes=B, seed=4)
+    call = tf.function(lambda x, y: layer(x, y)) if compiled and keras.backend.backend() == "tensorflow" else layer
+    for _ in range(2):  # a second call draws a new plan
+        xm, soft = (to_np(v) for v in call(x, np.arange(B)))
+        for i in range(B):
+            others = np.where(np.arange(B) == i, 0.0, soft[i])
+            partner = int(np.argmax(others)) if others.max() > 0 else i
+            changed = np.any(xm[i] != x[i], axis=-1)
+            rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+            y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            assert changed[y0:y1, x0:x1].all() and changed.sum() == (y1 - y0) * (x1 - x0)
+            ref = tf.image.resize(x[partner], (y1 - y0, x1 - x0)).numpy()
+            assert np.allclose(xm[i, y0:y1, x0:x1], ref, atol=1e-5)
+            if partner != i:
+                assert np.isclose(soft[i, i], 1 - (y1 - y0) * (x1 - x0) / (20 * 14), atol=1e-6)
+
+
 def test_resize_mix_on_sequences_resamples_the_partner_into_a_segment():
     # (B, T, D) and channels-first (B, D, T): the whole partner sequence,
     # linearly resampled (half-sample centres, as tf.image.resize), in a

@@ -3,6 +3,7 @@
 import numbers
 
 import keras
+import numpy as np
 
 from keras_mixup import backend
 from keras_mixup.layers.cut_mix import CutMix
@@ -147,48 +148,105 @@ class ResizeMix(CutMix):
         plan["paste"] = boxes  # where, and how large, the partner goes
         return plan
 
+    def _sample_plan_parts(self, inputs, context=None):
+        # Where each output position reads its partner (`_source_taps`) is
+        # computed with the plan, not in the XLA program that applies it:
+        # there XLA fused it into the blend's loop and computed it again for
+        # every value (ResizeMix took 10% longer).
+        parts = super()._sample_plan_parts(inputs, context)
+        if "bounds" in parts:
+            parts["taps"] = _source_taps(parts["bounds"], self._sizes(inputs))
+        return parts
+
     def _partner_view(self, t, plan, nearest=False):
         return self._warp(t, plan, nearest=nearest)
 
     def _warp(self, t, plan, nearest=False):
         """The partner of each example (``t[index]``) resized into its box:
         ``t``'s shape, meaningful inside the box only. Half-pixel centres,
-        as ``tf.image.resize`` (bilinear without antialiasing, or nearest)."""
+        as ``tf.image.resize`` (bilinear without antialiasing, or nearest).
+
+        Each output position reads its 2ᵏ source positions (one with
+        ``nearest``) straight from ``t``, one flat gather per corner: whole
+        pixels (the channels a contiguous slice) for channels-last images
+        and sequences. On XLA:CPU that ran ResizeMix 8–18% faster than
+        resampling one axis at a time, whose gathers XLA fused into one
+        loop that computed every tap's source index per value."""
         K = backend.ops()
         rank = backend.rank(t)
         k = plan["paste"].shape[0] // 2  # spatial axes: 2 images, 1 sequences
         # A tensor without the channel axis (a segmentation map) has its
         # spatial axes right after the batch axis.
         channels_last = self.data_format == "channels_last" or rank == k + 1
-        axes = tuple(range(1, k + 1)) if channels_last else tuple(range(2, k + 2))
-        batch = backend.dim(t, 0)
-        partner = K.gather(t, plan["index"])
-        dtype = backend.dtype_name(t)
-        if not nearest:
-            partner = K.cast(partner, "float32")
-        bounds = K.unstack(K.broadcast_to(plan["paste"], [2 * k, batch]))
-        for axis, start, end in zip(axes, bounds[:k], bounds[k:]):
-            size = backend.dim(t, axis)
-            side = K.cast(K.maximum(end - start, 1), "float32")
-            out = K.cast(K.expand_dims(K.range(size, dtype="int32"), 0) - K.expand_dims(start, 1), "float32")
-            scale = float(size) / side
-            src = (out + 0.5) * K.expand_dims(scale, 1)
-            if nearest:
-                idx = K.clip(K.cast(K.floor(src), "int32"), 0, size - 1)
-                partner = K.take_axis(partner, idx, axis)
-                continue
-            src = src - 0.5
-            low = K.floor(src)
-            lerp = src - low
-            lo = K.clip(K.cast(low, "int32"), 0, size - 1)
-            hi = K.clip(K.cast(K.ceil(src), "int32"), 0, size - 1)
-            view = [batch] + [1] * (rank - 1)
-            view[axis] = size
-            lerp = K.reshape(lerp, view)
-            a, b = K.take_axis(partner, lo, axis), K.take_axis(partner, hi, axis)
-            partner = a + (b - a) * lerp
+        first = 1 if channels_last else 2
+        sizes = [backend.dim(t, a) for a in range(first, first + k)]
+        trail = [backend.dim(t, a) for a in range(first + k, rank)]
+        # ``t`` as rows of its trailing axes, (B·L·S, *trail): L channels
+        # before the spatial axes (channels-first), S spatial positions.
+        # Row indices have t's shape less the trailing axes.
+        lead = 1 if channels_last else backend.dim(t, 1)
+        area = int(np.prod(sizes))
+        rows = K.reshape(t, [-1] + trail)
+        n = rank - len(trail)
+
+        def view(v, axis, values=False):  # (B, sizes[axis]) along its axis
+            shape = [-1] + [1] * (n - 1) + ([1] * len(trail) if values else [])
+            shape[first + axis] = sizes[axis]
+            return K.reshape(v, shape)
+
+        row = K.reshape(K.cast(plan["index"], "int32") * (lead * area), [-1] + [1] * (n - 1))
+        if not channels_last:
+            row = row + K.reshape(K.range(lead, dtype="int32") * area, [1, lead] + [1] * k)
+        taps = None if nearest else plan.get("taps")
+        if taps is None or [tap[0].shape[-1] for tap in taps] != sizes:
+            taps = _source_taps(plan["paste"], sizes, nearest)
         if nearest:
-            return partner
+            return K.gather(rows, row + sum(view(tap[0], axis) for axis, tap in enumerate(taps)))
+        # Every corner (a tap on each axis), then lerped one axis at a
+        # time, the first spatial axis first.
+        corners = {(): row}
+        for axis, (lo, hi, _) in enumerate(taps):
+            corners = {
+                key + (j,): idx + view(tap, axis)
+                for key, idx in corners.items()
+                for j, tap in enumerate((lo, hi))
+            }
+        values = {key: K.cast(K.gather(rows, idx), "float32") for key, idx in corners.items()}
+        for axis, (_, _, lerp) in enumerate(taps):
+            lerp = view(lerp, axis, values=True)
+            values = {
+                key[1:]: values[key] + (values[(1,) + key[1:]] - values[key]) * lerp
+                for key in values
+                if key[0] == 0
+            }
+        partner = values[()]
+        dtype = backend.dtype_name(t)
         if keras.backend.is_float_dtype(dtype):
             return K.cast(partner, dtype)
         return K.cast(K.clip(K.round(partner), 0, 255 if dtype == "uint8" else 2**31 - 1), dtype)
+
+
+def _source_taps(bounds, sizes, nearest=False):
+    """Where each output position of ResizeMix's boxes ``bounds`` ``(2k,
+    N)`` reads the partner, per spatial axis of ``sizes``: ``(lo, hi,
+    lerp)``, ``(N, size)`` each — the two source positions, as offsets into
+    the flattened spatial axes, and the weight of ``hi`` (bilinear with
+    half-pixel centres); ``(index,)`` with ``nearest``."""
+    K = backend.ops()
+    k = len(sizes)
+    taps = []
+    for axis, (start, end) in enumerate(zip(K.unstack(bounds[:k]), K.unstack(bounds[k:]))):
+        size = sizes[axis]
+        stride = int(np.prod(sizes[axis + 1:]))
+        side = K.cast(K.maximum(end - start, 1), "float32")
+        out = K.cast(K.expand_dims(K.range(size, dtype="int32"), 0) - K.expand_dims(start, 1), "float32")
+        src = (out + 0.5) * K.expand_dims(float(size) / side, 1)
+        if nearest:
+            taps.append((K.clip(K.cast(K.floor(src), "int32"), 0, size - 1) * stride,))
+            continue
+        src = src - 0.5
+        low = K.floor(src)
+        lo = K.clip(K.cast(low, "int32"), 0, size - 1)
+        hi = K.clip(K.cast(K.ceil(src), "int32"), 0, size - 1)
+        taps.append((lo * stride, hi * stride, src - low))
+    return tuple(taps)
